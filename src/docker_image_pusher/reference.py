@@ -74,7 +74,9 @@ def check_digest(value: str) -> str:
 
 def check_tag(value: str) -> str:
     if not _TAG_RE.fullmatch(value):
-        raise UsageError(f"invalid tag {value!r}: at most 128 of letters, digits, '_', '.', '-', not starting with '.' or '-'")
+        raise UsageError(
+            f"invalid tag {value!r}: at most 128 of letters, digits, '_', '.', '-', not starting with '.' or '-'"
+        )
     return value
 
 

@@ -1,0 +1,98 @@
+"""The Typer app: commands and their flags. Each command builds Settings and hands off to a module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import _commands
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Move container images between registries, tar files and a local cache, as Prefect flows.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+server_app = typer.Typer(no_args_is_help=True, help="The local background Prefect server used by CLI runs.")
+app.add_typer(server_app, name="server")
+
+CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder [default: .cache]")]
+Config = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
+Debug = Annotated[bool, typer.Option("--debug", help="Full tracebacks and protocol traces (secrets redacted)")]
+
+
+@app.command()
+def pull(
+    image: Annotated[
+        str | None, typer.Argument(help="nginx:1.27, ghcr.io/org/app@sha256:..., host:5000/a/b:v1")
+    ] = None,
+    repository: Annotated[str | None, typer.Option("-r", "--repository", help="e.g. library/ubuntu")] = None,
+    reference: Annotated[str | None, typer.Option("-t", "--reference", help="tag or digest [default: latest]")] = None,
+    registry: Annotated[
+        str | None, typer.Option("--registry", help="registry URL [default: https://registry-1.docker.io]")
+    ] = None,
+    username: Annotated[str | None, typer.Option("-u", "--username")] = None,
+    password: Annotated[str | None, typer.Option("-p", "--password", help="prefer --password-stdin")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    skip_tls: Annotated[bool | None, typer.Option("--skip-tls", help="do not verify TLS certificates")] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="CA bundle to verify the registry with")] = None,
+    platform: Annotated[
+        list[str] | None, typer.Option("--platform", help="OS/ARCH[/VARIANT], repeatable [default: all]")
+    ] = None,
+    cache_dir: CacheDir = None,
+    retry_attempts: Annotated[
+        int | None, typer.Option("--retry-attempts", help="retries per task [default: 3]")
+    ] = None,
+    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="blobs at once [default: 6]")] = None,
+    disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    debug: Debug = False,
+    config: Config = None,
+) -> None:
+    """Pull an image (manifest or index, config, every layer) from a registry into the cache."""
+    _commands.pull(
+        image=image,
+        repository=repository,
+        reference=reference,
+        password_stdin=password_stdin,
+        config=config,
+        flags=dict(
+            registry=registry,
+            username=username,
+            password=password,
+            skip_tls=skip_tls,
+            ca_file=ca_file,
+            platforms=platform or None,
+            cache_dir=cache_dir,
+            retry_attempts=retry_attempts,
+            max_concurrent=max_concurrent,
+            disable_progress=disable_progress,
+            debug=debug or None,
+        ),
+    )
+
+
+@app.command("list")
+def list_images(
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    cache_dir: CacheDir = None,
+    config: Config = None,
+) -> None:
+    """List the images in the cache."""
+    _commands.list_images(json_output=json_output, config=config, flags=dict(cache_dir=cache_dir))
+
+
+@server_app.command("status")
+def server_status() -> None:
+    """Show whether the local Prefect server is running, and where."""
+    _commands.server_status()
+
+
+@server_app.command("stop")
+def server_stop() -> None:
+    """Stop the local Prefect server."""
+    _commands.server_stop()

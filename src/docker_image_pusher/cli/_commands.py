@@ -1,0 +1,160 @@
+"""What each command does once its flags are parsed. Prefect is imported only by commands that run a flow."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..reference import Reference, parse_reference, reference_from_parts
+from ..settings import Settings, load_settings
+
+__all__ = ["list_images", "pull", "server_status", "server_stop"]
+
+
+def _read_password(password_stdin: bool, settings: Settings) -> str | None:
+    if password_stdin:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("--password-stdin needs the password on standard input")
+        return sys.stdin.read().rstrip("\r\n")
+    return settings.password.get_secret_value() if settings.password else None
+
+
+def _resolve_reference(
+    image: str | None, repository: str | None, reference: str | None, registry: str | None
+) -> tuple[Reference, str | None]:
+    """IMAGE or -r/-t, plus --registry -> (reference, scheme)."""
+    from ..endpoint import parse_registry_url
+
+    host, scheme = parse_registry_url(registry)
+    if image and repository:
+        raise UsageError("give either IMAGE or --repository, not both")
+    if image:
+        if reference:
+            raise UsageError("--reference goes with --repository; put the tag in IMAGE (name:tag or name@digest)")
+        ref = parse_reference(image, default_registry=host)
+        if registry and ref.registry != host:
+            raise UsageError(f"IMAGE names registry {ref.registry} but --registry says {host}")
+        return ref, scheme if ref.registry == host else None
+    if not repository:
+        raise UsageError("missing IMAGE (or --repository)")
+    return reference_from_parts(repository, reference, host), scheme
+
+
+def _setup_debug_logging(debug: bool) -> None:
+    if debug:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger = logging.getLogger("docker_image_pusher")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+
+
+def pull(
+    *,
+    image: str | None,
+    repository: str | None,
+    reference: str | None,
+    password_stdin: bool,
+    config: Path | None,
+    flags: dict[str, Any],
+) -> None:
+    settings = load_settings(flags, config)
+    _setup_debug_logging(settings.debug)
+    ref, scheme = _resolve_reference(image, repository, reference, settings.registry)
+    from ..manifest import parse_platform
+
+    for p in settings.platforms:
+        parse_platform(p)
+    password = _read_password(password_stdin, settings)
+    if password is not None and not settings.username:
+        raise UsageError("a password needs a --username")
+    if settings.username and password is None:
+        raise UsageError("--username needs a password (--password-stdin, -p, or DOCKER_IMAGE_PUSHER_PASSWORD)")
+    from ..cache import Cache
+
+    cache = Cache(settings.cache_dir)
+    cache.ensure_layout()
+
+    from ..endpoint import register_credentials
+    from ..registry import Credentials
+
+    if settings.username and password is not None:
+        register_credentials(ref.registry, Credentials(settings.username, password))
+
+    from ..prefect_runtime import prepare_prefect, run_pull
+    from ..progress.events import bus
+    from ..progress.simple import SimpleProgress, human_bytes
+
+    prepare_prefect(console_logs=settings.debug)
+    view = None if settings.disable_progress else SimpleProgress()
+    unsubscribe = bus.subscribe(view) if view else None
+    started = time.monotonic()
+    try:
+        result = run_pull(
+            settings.max_concurrent,
+            registry=ref.registry,
+            repository=ref.repository,
+            reference=ref.reference,
+            scheme=scheme,
+            skip_tls=settings.skip_tls,
+            ca_file=str(settings.ca_file) if settings.ca_file else None,
+            platforms=settings.platforms,
+            cache_dir=str(cache.root),
+            retry_attempts=settings.retry_attempts,
+        )
+    finally:
+        if unsubscribe and view:
+            unsubscribe()
+            view.close()
+    elapsed = time.monotonic() - started
+    if result.note:
+        sys.stderr.write(f"note: {result.note}\n")
+    print(
+        f"cached {result.key} {result.manifest_digest}: {result.blobs} blobs "
+        f"({result.downloaded} downloaded, {result.cached} already cached), "
+        f"{human_bytes(result.bytes_transferred)} in {elapsed:.1f} s"
+    )
+
+
+def list_images(*, json_output: bool, config: Path | None, flags: dict[str, Any]) -> None:
+    settings = load_settings(flags, config)
+    from ..cache import Cache
+
+    entries = Cache(settings.cache_dir).entries()
+    if json_output:
+        print(json.dumps([e.to_json() | {"key": k, "size": e.size} for k, e in sorted(entries.items())], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..progress.simple import human_bytes
+
+    table = Table(title=f"{len(entries)} image(s) in {Path(settings.cache_dir).absolute()}")
+    for col in ("repository", "reference", "digest", "platforms", "size", "blobs"):
+        table.add_column(col, justify="right" if col in ("size", "blobs") else "left")
+    for _, e in sorted(entries.items()):
+        platforms = ", ".join(e.platforms) or "-"
+        table.add_row(
+            e.repository, e.reference, e.manifest_digest[:19], platforms, human_bytes(e.size), str(len(e.blobs))
+        )
+    Console().print(table)
+
+
+def server_status() -> None:
+    from ..server import server_status as status
+    from ..server import state_dir
+
+    state, info = status()
+    where = f" at {info.api_url} (pid {info.pid})" if info else ""
+    print(f"local Prefect server: {state}{where}; state in {state_dir()}")
+
+
+def server_stop() -> None:
+    from ..server import stop_server
+
+    print("stopped the local Prefect server" if stop_server() else "no local Prefect server was running")

@@ -1,0 +1,60 @@
+"""Entry point: run the Typer app, turn every failure into one line on stderr and an exit code.
+
+0 ok   1 unexpected   2 usage   3 auth   4 not found   5 network/registry   6 integrity
+7 bad archive   8 cache   130 interrupted
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import PusherError
+from ._app import app
+
+__all__ = ["main"]
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    import os
+
+    return "--debug" in argv or os.environ.get("DOCKER_IMAGE_PUSHER_DEBUG", "").lower() in ("1", "true", "yes")
+
+
+def _fail(message: str, code: int) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def run(argv: list[str]) -> int:
+    debug = _debug_requested(argv)
+    try:
+        result = app(args=argv, prog_name="docker-image-pusher", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except PusherError as err:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return _fail(err.message, err.exit_code)
+    except click.exceptions.Exit as err:
+        return int(err.exit_code)
+    except click.exceptions.Abort:
+        return _fail("interrupted", 130)
+    except click.ClickException as err:
+        return _fail(err.format_message().replace("\n", " "), 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as err:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        return _fail(f"unexpected {type(err).__name__}: {err} (run with --debug for details)", 1)
+
+
+def main() -> None:
+    code = run(sys.argv[1:])
+    sys.exit(code)

@@ -1,0 +1,87 @@
+"""Where a registry is and how to talk to it, as plain values that can be flow and task parameters.
+
+Credentials are deliberately not part of an Endpoint: parameters are shown in the Prefect UI and stored
+in its database. They live in this process only (``register_credentials``), looked up by host.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from .errors import UsageError
+from .reference import DOCKER_HUB_API_HOST, normalize_registry
+
+if TYPE_CHECKING:
+    from .registry import Credentials, RegistryClient
+
+__all__ = ["Endpoint", "client_for", "close_clients", "parse_registry_url", "register_credentials"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str  # host[:port]
+    scheme: str | None = None  # "https", "http", or None: https, with docker's plain-http fallback on loopback
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+    @property
+    def verify(self) -> bool | str:
+        if not self.verify_tls:
+            return False
+        return self.ca_file or True
+
+
+def parse_registry_url(url: str | None) -> tuple[str, str | None]:
+    """``--registry`` value -> (host, scheme). Accepts a URL or a bare host[:port]."""
+    if not url:
+        return DOCKER_HUB_API_HOST, "https"
+    if "://" not in url:
+        return normalize_registry(url.rstrip("/")), None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"invalid registry URL {url!r}: expected http(s)://host[:port]")
+    if parts.path not in ("", "/"):
+        raise UsageError(f"invalid registry URL {url!r}: a registry URL has no path")
+    return normalize_registry(parts.netloc), parts.scheme
+
+
+_lock = threading.Lock()
+_credentials: dict[str, Credentials] = {}
+_clients: dict[Endpoint, RegistryClient] = {}
+
+
+def register_credentials(host: str, credentials: Credentials | None) -> None:
+    with _lock:
+        if credentials is None:
+            _credentials.pop(host, None)
+        else:
+            _credentials[host] = credentials
+        for endpoint in [e for e in _clients if e.host == host]:
+            _clients.pop(endpoint).close()
+
+
+def client_for(endpoint: Endpoint) -> RegistryClient:
+    """One shared, thread-safe client per endpoint in this process (connection reuse, one token cache)."""
+    from .registry import RegistryClient
+
+    with _lock:
+        client = _clients.get(endpoint)
+        if client is None:
+            client = RegistryClient.for_host(
+                endpoint.host,
+                scheme=endpoint.scheme,
+                credentials=_credentials.get(endpoint.host),
+                verify=endpoint.verify,
+            )
+            _clients[endpoint] = client
+        return client
+
+
+def close_clients() -> None:
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()

@@ -1,0 +1,49 @@
+"""Everything that must happen before ``import prefect``, and the one place that imports the flows.
+
+Paths that run no flow (--help, list, clean, server) never import this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+__all__ = ["prepare_prefect", "run_pull"]
+
+_LEAN = {
+    "PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED": "false",
+    "PREFECT_TELEMETRY_ENABLE_RESOURCE_METRICS": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "false",
+    "PREFECT_TASKS_DEFAULT_NO_CACHE": "true",
+    "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
+}
+
+
+def prepare_prefect(*, console_logs: bool) -> None:
+    """Point Prefect at a server (the user's, or our local background one) and keep its console quiet.
+
+    Flow and task logs always reach the API; on the console they would tear our progress display, so
+    they are shown only with --debug.
+    """
+    if not os.environ.get("PREFECT_API_URL"):
+        from .server import ensure_server
+
+        os.environ["PREFECT_API_URL"] = ensure_server()
+    for key, value in _LEAN.items():
+        os.environ.setdefault(key, value)
+    if not console_logs:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "CRITICAL")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def run_pull(max_concurrent: int, **params: Any) -> Any:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from .flows.pull import pull_flow
+
+    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max_concurrent)
+    return pull_flow.with_options(task_runner=runner)(**params)  # type: ignore[arg-type]  # Prefect's own TypeVar
