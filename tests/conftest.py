@@ -1,0 +1,3 @@
+"""Shared pytest configuration. The integration rig's fixtures live in tests/rig/fixtures.py."""
+
+from rig.fixtures import *  # noqa: F403

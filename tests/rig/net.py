@@ -1,0 +1,61 @@
+"""Loopback helpers: a free port, and waiting for an HTTP(S) endpoint to answer."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+__all__ = ["LOOPBACK", "free_port", "http_status", "wait_for_status"]
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_status(url: str, ca_cert: Path | None = None, timeout: float = 2.0) -> int:
+    """Status code of `GET url` (no redirects followed, errors statuses returned, not raised)."""
+    context = ssl.create_default_context(cafile=str(ca_cert)) if ca_cert is not None else None
+    request = urllib.request.Request(url, method="GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            status: int = response.status
+            return status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def wait_for_status(
+    url: str,
+    accept: Collection[int],
+    *,
+    ca_cert: Path | None = None,
+    timeout: float = 15.0,
+    alive: Callable[[], bool] = lambda: True,
+) -> int:
+    """Poll `url` until it answers one of `accept`; raise TimeoutError (or RuntimeError if `alive()` goes false)."""
+    deadline = time.monotonic() + timeout
+    last: str = "no answer"
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"server behind {url} exited before answering ({last})")
+        try:
+            status = http_status(url, ca_cert=ca_cert, timeout=1.0)
+        except (OSError, urllib.error.URLError) as err:
+            last = repr(err)
+        else:
+            if status in accept:
+                return status
+            last = f"HTTP {status}"
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer {sorted(accept)} within {timeout}s (last: {last})")
