@@ -45,9 +45,10 @@ def pull_flow(
     retry = retry_options(retry_attempts)
 
     auth = authenticate.with_options(**retry).submit(endpoint, repository)
+    auth.result()  # an auth failure is the error to report, not the "upstream not ready" of its dependents
     plan = (
         fetch_manifests.with_options(**retry)
-        .submit(endpoint, ref, platforms or [], cache_dir, wait_for=[auth])
+        .submit(endpoint, ref, platforms or [], cache_dir, wait_for=[auth], return_state=False)
         .result()
     )
     blob_task = pull_blob.with_options(**retry)
