@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rig.skopeo import copy_layout_to_registry, copy_registry_to_oci
 
 
-def _cache_entries(cache: Path) -> dict:
+def _cache_entries(cache: Path) -> Any:
     return json.loads((cache / "index.json").read_text())
 
 

@@ -31,7 +31,7 @@ def _one_line_error(stderr: str) -> str:
 
 
 @pytest.fixture
-def seeded_cache(cli_with_server, plain_registry, sample_image, unique_repo, tmp_path) -> Path:
+def seeded_cache(cli_with_server, plain_registry, sample_image, unique_repo, tmp_path):
     """A cache that already holds one image, so that we can check failures leave it untouched."""
     image = sample_image([1000])
     copy_layout_to_registry(image, plain_registry, f"{unique_repo}-seed:v1")
