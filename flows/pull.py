@@ -38,8 +38,11 @@ def pull_flow(
     platforms: list[str] | None = None,
     cache_dir: str = ".cache",
     retry_attempts: int = 3,
+    auth_ref: str | None = None,
+    progress: str | None = None,
 ) -> PullResult:
-    endpoint = Endpoint(registry, scheme, verify_tls=not skip_tls, ca_file=ca_file)
+    """auth_ref: credentials registered in this process (never the secret itself); progress: event channel."""
+    endpoint = Endpoint(registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=auth_ref)
     tag, digest = (None, reference) if reference.startswith("sha256:") else (reference, None)
     ref = Reference(registry, repository, tag=tag, digest=digest)
     retry = retry_options(retry_attempts)
@@ -48,11 +51,11 @@ def pull_flow(
     auth.result()  # an auth failure is the error to report, not the "upstream not ready" of its dependents
     plan = (
         fetch_manifests.with_options(**retry)
-        .submit(endpoint, ref, platforms or [], cache_dir, wait_for=[auth], return_state=False)
+        .submit(endpoint, ref, platforms or [], cache_dir, progress, wait_for=[auth], return_state=False)
         .result()
     )
     blob_task = pull_blob.with_options(**retry)
-    futures = [blob_task.submit(endpoint, repository, job, cache_dir) for job in plan.blobs]
+    futures = [blob_task.submit(endpoint, repository, job, cache_dir, progress) for job in plan.blobs]
     wait(futures)
     outcomes: list[BlobOutcome] = [f.result() for f in futures]  # raises the first failure
     key = record_pull.submit(plan, cache_dir).result()

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from ..cache import Cache
 from ..endpoint import Endpoint, client_for
 from ..manifest import parse_platform
-from ..progress.events import ImagePlanned, bus
+from ..progress.events import ImagePlanned, channel
 from ..pull import BlobJob, BlobOutcome, PullPlan, fetch_blob, record_image, resolve_image
 from ..reference import Reference
 from ._retry import retry_options
@@ -28,9 +28,11 @@ def authenticate(endpoint: Endpoint, repository: str, push: bool = False) -> Non
 
 
 @task(name="fetch-manifest", cache_policy=NO_CACHE, **_DEFAULTS)
-def fetch_manifests(endpoint: Endpoint, ref: Reference, platforms: list[str], cache_dir: str) -> PullPlan:
+def fetch_manifests(
+    endpoint: Endpoint, ref: Reference, platforms: list[str], cache_dir: str, progress: str | None = None
+) -> PullPlan:
     plan = resolve_image(client_for(endpoint), Cache(cache_dir), ref, [parse_platform(p) for p in platforms])
-    bus.publish(ImagePlanned(str(ref), len(plan.blobs), plan.total_bytes))
+    channel(progress).publish(ImagePlanned(str(ref), len(plan.blobs), plan.total_bytes))
     logger = get_run_logger()
     logger.info("%s resolved to %s: %d blobs, %d bytes", ref, plan.manifest_digest, len(plan.blobs), plan.total_bytes)
     if plan.note:
@@ -39,8 +41,10 @@ def fetch_manifests(endpoint: Endpoint, ref: Reference, platforms: list[str], ca
 
 
 @task(name="pull-blob", cache_policy=NO_CACHE, task_run_name="pull-blob-{job.digest}", **_DEFAULTS)
-def pull_blob(endpoint: Endpoint, repository: str, job: BlobJob, cache_dir: str) -> BlobOutcome:
-    outcome = fetch_blob(client_for(endpoint), Cache(cache_dir), repository, job, bus)
+def pull_blob(
+    endpoint: Endpoint, repository: str, job: BlobJob, cache_dir: str, progress: str | None = None
+) -> BlobOutcome:
+    outcome = fetch_blob(client_for(endpoint), Cache(cache_dir), repository, job, channel(progress))
     get_run_logger().info("%s %s (%d bytes)", outcome.outcome, job.digest, job.size)
     return outcome
 

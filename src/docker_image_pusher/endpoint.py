@@ -1,23 +1,33 @@
 """Where a registry is and how to talk to it, as plain values that can be flow and task parameters.
 
 Credentials are deliberately not part of an Endpoint: parameters are shown in the Prefect UI and stored
-in its database. They live in this process only (``register_credentials``), looked up by host.
+in its database. They live in this process's memory only; ``register_credentials`` returns an opaque,
+random ``auth_ref`` that the Endpoint carries instead, so that concurrent runs in one process (the agent)
+never see each other's credentials.
 """
 
 from __future__ import annotations
 
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from .errors import UsageError
+from .errors import AuthError, UsageError
 from .reference import DOCKER_HUB_API_HOST, normalize_registry
 
 if TYPE_CHECKING:
     from .registry import Credentials, RegistryClient
 
-__all__ = ["Endpoint", "client_for", "close_clients", "parse_registry_url", "register_credentials"]
+__all__ = [
+    "Endpoint",
+    "client_for",
+    "close_clients",
+    "forget_credentials",
+    "parse_registry_url",
+    "register_credentials",
+]
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,7 @@ class Endpoint:
     scheme: str | None = None  # "https", "http", or None: https, with docker's plain-http fallback on loopback
     verify_tls: bool = True
     ca_file: str | None = None
+    auth_ref: str | None = None  # key of credentials registered in this process; None: anonymous
 
     @property
     def verify(self) -> bool | str:
@@ -53,13 +64,19 @@ _credentials: dict[str, Credentials] = {}
 _clients: dict[Endpoint, RegistryClient] = {}
 
 
-def register_credentials(host: str, credentials: Credentials | None) -> None:
+def register_credentials(credentials: Credentials) -> str:
+    """Keep credentials in memory for this process; returns the auth_ref to put in an Endpoint."""
+    ref = uuid.uuid4().hex
     with _lock:
-        if credentials is None:
-            _credentials.pop(host, None)
-        else:
-            _credentials[host] = credentials
-        for endpoint in [e for e in _clients if e.host == host]:
+        _credentials[ref] = credentials
+    return ref
+
+
+def forget_credentials(auth_ref: str) -> None:
+    """Drop credentials and close the clients that used them (and their cached tokens)."""
+    with _lock:
+        _credentials.pop(auth_ref, None)
+        for endpoint in [e for e in _clients if e.auth_ref == auth_ref]:
             _clients.pop(endpoint).close()
 
 
@@ -70,10 +87,12 @@ def client_for(endpoint: Endpoint) -> RegistryClient:
     with _lock:
         client = _clients.get(endpoint)
         if client is None:
+            if endpoint.auth_ref and endpoint.auth_ref not in _credentials:
+                raise AuthError(f"the credentials for {endpoint.host} are not available in this process")
             client = RegistryClient.for_host(
                 endpoint.host,
                 scheme=endpoint.scheme,
-                credentials=_credentials.get(endpoint.host),
+                credentials=_credentials.get(endpoint.auth_ref) if endpoint.auth_ref else None,
                 verify=endpoint.verify,
             )
             _clients[endpoint] = client

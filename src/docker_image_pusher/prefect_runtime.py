@@ -1,15 +1,16 @@
-"""Everything that must happen before ``import prefect``, and the one place that imports the flows.
+"""Everything that must happen before ``import prefect``, and the one place that runs the flows.
 
-Paths that run no flow (--help, list, clean, server) never import this module.
+Paths that run no flow (--help, list, server) never import this module; the agent imports it once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["prepare_prefect", "run_pull"]
+__all__ = ["FLOWS", "FlowRunner", "prepare_prefect"]
 
 _LEAN = {
     "PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED": "false",
@@ -40,10 +41,24 @@ def prepare_prefect(*, console_logs: bool) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def run_pull(max_concurrent: int, **params: Any) -> Any:
-    from prefect.task_runners import ThreadPoolTaskRunner
+@dataclass(frozen=True)
+class FlowRunner:
+    """How to run one flow by name: import it lazily, run it with a task runner sized for the run."""
 
-    from .flows.pull import pull_flow
+    module: str
+    attribute: str
 
-    runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max_concurrent)
-    return pull_flow.with_options(task_runner=runner)(**params)  # type: ignore[arg-type]  # Prefect's own TypeVar
+    def preload(self) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self.module, __package__), self.attribute)
+
+    def run(self, max_concurrent: int, params: dict[str, Any]) -> Any:
+        from prefect.task_runners import ThreadPoolTaskRunner
+
+        flow = self.preload()
+        runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max_concurrent)
+        return flow.with_options(task_runner=runner)(**params)
+
+
+FLOWS: dict[str, FlowRunner] = {"pull": FlowRunner(".flows.pull", "pull_flow")}

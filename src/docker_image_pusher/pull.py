@@ -178,11 +178,13 @@ def fetch_blob(client: RegistryClient, cache: Cache, repository: str, job: BlobJ
     if cache.has_blob(job.digest, job.size):
         bus.publish(TransferFinished(job.digest, 0, "cached"))
         return BlobOutcome(job.digest, job.size, 0, "cached")
+    bus.raise_if_cancelled()
     with cache.partial_blob(job.digest) as partial:
         resumed = partial.stat().st_size if partial.exists() else 0
         bus.publish(TransferStarted(job.digest, job.size, resumed_from=min(resumed, job.size)))
 
         def progress(delta: int) -> None:
+            bus.raise_if_cancelled()
             bus.publish(TransferProgress(job.digest, delta))
 
         client.download_blob(repository, job.digest, partial, expected_size=job.size, on_progress=progress)

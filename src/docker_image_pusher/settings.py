@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     platforms: list[str] = Field(default_factory=list)
     disable_progress: bool = False
     debug: bool = False
+    agent: bool = True  # hand runs to the long-lived local agent; False runs flows in the CLI process
 
     @classmethod
     def settings_customise_sources(

@@ -19,11 +19,13 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     state = tmp_path_factory.mktemp("state")
     old = os.environ.get("DOCKER_IMAGE_PUSHER_STATE_DIR")
     os.environ["DOCKER_IMAGE_PUSHER_STATE_DIR"] = str(state)
+    from docker_image_pusher.agent import stop_agents
     from docker_image_pusher.server import ensure_server, stop_server
 
     try:
         yield ensure_server()
     finally:
+        stop_agents()
         stop_server()
         if old is None:
             os.environ.pop("DOCKER_IMAGE_PUSHER_STATE_DIR", None)

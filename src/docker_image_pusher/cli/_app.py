@@ -23,6 +23,9 @@ app.add_typer(server_app, name="server")
 
 CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder [default: .cache]")]
 Config = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
+NoAgent = Annotated[
+    bool, typer.Option("--no-agent", help="run the flow in this process instead of the warm local agent")
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Full tracebacks and protocol traces (secrets redacted)")]
 
 
@@ -50,6 +53,7 @@ def pull(
     ] = None,
     max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="blobs at once [default: 6]")] = None,
     disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
 ) -> None:
@@ -72,6 +76,7 @@ def pull(
             max_concurrent=max_concurrent,
             disable_progress=disable_progress,
             debug=debug or None,
+            agent=False if no_agent else None,
         ),
     )
 

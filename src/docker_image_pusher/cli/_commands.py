@@ -79,46 +79,81 @@ def pull(
 
     cache = Cache(settings.cache_dir)
     cache.ensure_layout()
+    params = dict(
+        registry=ref.registry,
+        repository=ref.repository,
+        reference=ref.reference,
+        scheme=scheme,
+        skip_tls=settings.skip_tls,
+        ca_file=str(Path(settings.ca_file).absolute()) if settings.ca_file else None,
+        platforms=settings.platforms,
+        cache_dir=str(cache.root),
+        retry_attempts=settings.retry_attempts,
+    )
+    credentials = (settings.username, password) if settings.username and password is not None else None
+    started = time.monotonic()
+    result = _run_flow("pull", params, settings, credentials)
+    elapsed = time.monotonic() - started
+    from ..progress.simple import human_bytes
 
-    from ..endpoint import register_credentials
+    if result.get("note"):
+        sys.stderr.write(f"note: {result['note']}\n")
+    print(
+        f"cached {result['key']} {result['manifest_digest']}: {result['blobs']} blobs "
+        f"({result['downloaded']} downloaded, {result['cached']} already cached), "
+        f"{human_bytes(result['bytes_transferred'])} in {elapsed:.1f} s"
+    )
+
+
+def _run_flow(
+    flow: str, params: dict[str, Any], settings: Settings, credentials: tuple[str, str] | None
+) -> dict[str, Any]:
+    """Run a flow in the agent (the default) or in this process (--no-agent, --debug); show its progress."""
+    from ..progress.simple import SimpleProgress
+
+    view = None if settings.disable_progress else SimpleProgress()
+    try:
+        if settings.agent and not settings.debug:
+            from ..agent import run_in_agent
+
+            return run_in_agent(
+                flow,
+                params,
+                max_concurrent=settings.max_concurrent,
+                credentials=credentials,
+                on_event=view or (lambda event: None),
+            )
+        return _run_in_process(flow, params, settings, credentials, view)
+    finally:
+        if view:
+            view.close()
+
+
+def _run_in_process(
+    flow: str,
+    params: dict[str, Any],
+    settings: Settings,
+    credentials: tuple[str, str] | None,
+    view: Any,
+) -> dict[str, Any]:
+    import dataclasses
+
+    from ..endpoint import forget_credentials, register_credentials
+    from ..prefect_runtime import FLOWS, prepare_prefect
+    from ..progress.events import bus
     from ..registry import Credentials
 
-    if settings.username and password is not None:
-        register_credentials(ref.registry, Credentials(settings.username, password))
-
-    from ..prefect_runtime import prepare_prefect, run_pull
-    from ..progress.events import bus
-    from ..progress.simple import SimpleProgress, human_bytes
-
     prepare_prefect(console_logs=settings.debug)
-    view = None if settings.disable_progress else SimpleProgress()
+    auth_ref = register_credentials(Credentials(*credentials)) if credentials else None
     unsubscribe = bus.subscribe(view) if view else None
-    started = time.monotonic()
     try:
-        result = run_pull(
-            settings.max_concurrent,
-            registry=ref.registry,
-            repository=ref.repository,
-            reference=ref.reference,
-            scheme=scheme,
-            skip_tls=settings.skip_tls,
-            ca_file=str(settings.ca_file) if settings.ca_file else None,
-            platforms=settings.platforms,
-            cache_dir=str(cache.root),
-            retry_attempts=settings.retry_attempts,
-        )
+        result = FLOWS[flow].run(settings.max_concurrent, dict(params, auth_ref=auth_ref))
+        return dataclasses.asdict(result)
     finally:
-        if unsubscribe and view:
+        if unsubscribe:
             unsubscribe()
-            view.close()
-    elapsed = time.monotonic() - started
-    if result.note:
-        sys.stderr.write(f"note: {result.note}\n")
-    print(
-        f"cached {result.key} {result.manifest_digest}: {result.blobs} blobs "
-        f"({result.downloaded} downloaded, {result.cached} already cached), "
-        f"{human_bytes(result.bytes_transferred)} in {elapsed:.1f} s"
-    )
+        if auth_ref:
+            forget_credentials(auth_ref)
 
 
 def list_images(*, json_output: bool, config: Path | None, flags: dict[str, Any]) -> None:
@@ -155,6 +190,9 @@ def server_status() -> None:
 
 
 def server_stop() -> None:
+    from ..agent import stop_agents
     from ..server import stop_server
 
+    agents = stop_agents()
+    print(f"stopped {agents} agent(s)" if agents else "no agent was running")
     print("stopped the local Prefect server" if stop_server() else "no local Prefect server was running")

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..errors import PusherError
+
 __all__ = [
+    "Cancelled",
     "Event",
     "ImagePlanned",
     "ProgressBus",
@@ -20,7 +24,14 @@ __all__ = [
     "TransferProgress",
     "TransferStarted",
     "bus",
+    "channel",
+    "close_channel",
+    "open_channel",
 ]
+
+
+class Cancelled(PusherError):
+    exit_code = 130
 
 
 @dataclass(frozen=True)
@@ -68,11 +79,27 @@ Listener = Callable[[Event], None]
 
 
 class ProgressBus:
-    """Thread-safe fan-out of events. A listener that raises is dropped, never the transfer."""
+    """Thread-safe fan-out of events. A listener that raises is dropped, never the transfer.
+
+    A bus also carries its run's cancellation: transfers call ``raise_if_cancelled`` as bytes move, so a
+    run whose client went away stops between two chunks and keeps what it has on disk for a resume.
+    """
 
     def __init__(self) -> None:
         self._listeners: list[Listener] = []
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise Cancelled("cancelled: the client of this run went away")
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         with self._lock:
@@ -98,3 +125,27 @@ class ProgressBus:
 
 
 bus = ProgressBus()
+_channels: dict[str, ProgressBus] = {}
+_channels_lock = threading.Lock()
+
+
+def open_channel() -> tuple[str, ProgressBus]:
+    """A bus of its own for one run, named by an opaque id that can travel as a task parameter."""
+    name = uuid.uuid4().hex
+    channel = ProgressBus()
+    with _channels_lock:
+        _channels[name] = channel
+    return name, channel
+
+
+def close_channel(name: str) -> None:
+    with _channels_lock:
+        _channels.pop(name, None)
+
+
+def channel(name: str | None) -> ProgressBus:
+    """The bus of a run's channel; the process-wide bus when there is none (or it is already closed)."""
+    if name is None:
+        return bus
+    with _channels_lock:
+        return _channels.get(name, bus)

@@ -1,0 +1,136 @@
+"""The CLI's side of the agent: find or start the agent for this code and this Prefect API, hand it a run."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import PusherError
+from ..progress.events import Event
+from ._protocol import event_from_json, read_message, write_message
+
+__all__ = ["run_in_agent", "stop_agents"]
+
+_START_TIMEOUT = 120.0
+_PACKAGE = Path(__file__).resolve().parent.parent
+
+
+def _agent_dir() -> Path:
+    from ..server import state_dir
+
+    path = state_dir() / "agent"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _fingerprint(api_url: str) -> str:
+    """Changes when the code, the interpreter or the Prefect API changes: a stale agent is never used."""
+    h = hashlib.sha256(f"{__version__}\0{sys.executable}\0{api_url}".encode())
+    for root, _dirs, files in sorted(os.walk(_PACKAGE, followlinks=True)):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(root, name))
+                h.update(f"{root}/{name}\0{st.st_mtime_ns}\0{st.st_size}\0".encode())
+    return h.hexdigest()[:16]
+
+
+def _connect(path: Path) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def _start(path: Path, api_url: str) -> socket.socket:
+    from ..cache._lock import exclusive_lock
+
+    with exclusive_lock(path.with_suffix(".lock")):
+        sock = _connect(path)
+        if sock:
+            return sock
+        log_path = path.with_suffix(".log")
+        env = dict(os.environ, PREFECT_API_URL=api_url)
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "docker_image_pusher.agent", "--socket", str(path)],
+                env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
+            )  # fmt: skip
+        path.with_suffix(".pid").write_text(str(proc.pid))
+        deadline = time.monotonic() + _START_TIMEOUT
+        while time.monotonic() < deadline:
+            sock = _connect(path)
+            if sock:
+                return sock
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        raise PusherError(f"the docker-image-pusher agent did not start; see {log_path}")
+
+
+def run_in_agent(
+    flow: str,
+    params: dict[str, Any],
+    *,
+    max_concurrent: int,
+    credentials: tuple[str, str] | None,
+    on_event: Callable[[Event], None],
+) -> dict[str, Any]:
+    """Run a flow in the agent (starting it if needed); returns the flow's result as a dict."""
+    from ..server import ensure_server
+
+    api_url = os.environ.get("PREFECT_API_URL") or ensure_server()
+    path = _agent_dir() / f"{_fingerprint(api_url)}.sock"
+    sock = _connect(path) or _start(path, api_url)
+    request: dict[str, Any] = {"op": "run", "flow": flow, "params": params, "max_concurrent": max_concurrent}
+    if credentials:
+        request["credentials"] = {"username": credentials[0], "password": credentials[1]}
+    with sock, sock.makefile("rwb") as stream:
+        write_message(stream, request)
+        while True:
+            message = read_message(stream)
+            if message is None:
+                raise PusherError(
+                    f"the docker-image-pusher agent stopped during the run; see {path.with_suffix('.log')}"
+                )
+            kind = message.get("type")
+            if kind == "event":
+                event = event_from_json(message)
+                if event is not None:
+                    on_event(event)
+            elif kind == "result":
+                result: dict[str, Any] = message["result"]
+                return result
+            elif kind == "error":
+                err = PusherError(str(message.get("message")))
+                err.exit_code = int(message.get("exit_code") or 1)
+                raise err
+
+
+def stop_agents() -> int:
+    """Ask every agent of this state folder to stop; returns how many were running."""
+    stopped = 0
+    for path in _agent_dir().glob("*.sock"):
+        sock = _connect(path)
+        if sock is None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            continue
+        with sock, sock.makefile("rwb") as stream:
+            write_message(stream, {"op": "stop"})
+            read_message(stream)
+        stopped += 1
+    return stopped
