@@ -60,6 +60,7 @@ class TokenRequest:
     scopes: tuple[Scope, ...]
     status: int
     granted: tuple[Grant, ...] = ()
+    token: str | None = None  # the token issued, so tests can check it never leaks into output
     at: float = field(default_factory=time.time)
 
 
@@ -297,7 +298,7 @@ def _handler_for(server: TokenServer) -> type[BaseHTTPRequestHandler]:
                 self._send(401, {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]}, challenge)
                 return
             body, grants = server.issue(user, service, scopes)
-            server._record(TokenRequest(user, service, scopes, 200, grants))
+            server._record(TokenRequest(user, service, scopes, 200, grants, token=str(body["token"])))
             self._send(200, body)
 
     return Handler

@@ -15,10 +15,13 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Move container images between registries, tar files and a local cache, as Prefect flows.",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-server_app = typer.Typer(no_args_is_help=True, help="The local background Prefect server used by CLI runs.")
+server_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="The local background Prefect server used by CLI runs."
+)
 app.add_typer(server_app, name="server")
 
 CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder [default: .cache]")]

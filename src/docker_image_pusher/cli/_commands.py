@@ -20,7 +20,10 @@ def _read_password(password_stdin: bool, settings: Settings) -> str | None:
     if password_stdin:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("--password-stdin needs the password on standard input")
-        return sys.stdin.read().rstrip("\r\n")
+        password = sys.stdin.read().rstrip("\r\n")
+        if not password:
+            raise UsageError("--password-stdin read an empty password")
+        return password
     return settings.password.get_secret_value() if settings.password else None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 from ..errors import PusherError
 from ._app import app
@@ -39,11 +39,14 @@ def run(argv: list[str]) -> int:
 
             traceback.print_exc()
         return _fail(err.message, err.exit_code)
-    except click.exceptions.Exit as err:
+    except typer.Exit as err:
         return int(err.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return _fail("interrupted", 130)
-    except click.ClickException as err:
+    except typer.TyperException as err:  # Typer's own (vendored click) usage errors
+        if type(err).__name__ == "NoArgsIsHelpError":
+            sys.stdout.write(err.format_message() + "\n")
+            return 0
         return _fail(err.format_message().replace("\n", " "), 2)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
