@@ -7,11 +7,13 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..reference import Reference, parse_reference, reference_from_parts
-from ..settings import Settings, load_settings
+
+if TYPE_CHECKING:  # pydantic-settings costs ~0.3 s to import: only commands that need settings pay it
+    from ..settings import Settings
 
 __all__ = ["list_images", "pull", "server_status", "server_stop"]
 
@@ -66,6 +68,8 @@ def pull(
     config: Path | None,
     flags: dict[str, Any],
 ) -> None:
+    from ..settings import load_settings
+
     settings = load_settings(flags, config)
     _setup_debug_logging(settings.debug)
     ref, scheme = _resolve_reference(image, repository, reference, settings.registry)
@@ -160,6 +164,8 @@ def _run_in_process(
 
 
 def list_images(*, json_output: bool, config: Path | None, flags: dict[str, Any]) -> None:
+    from ..settings import load_settings
+
     settings = load_settings(flags, config)
     from ..cache import Cache
 

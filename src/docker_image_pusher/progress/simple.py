@@ -31,12 +31,14 @@ class SimpleProgress:
         self.done_bytes = 0
         self.done_blobs = 0
         self.failed = 0
-        self.started = time.monotonic()
+        self.started: float | None = None
         self._last = 0.0
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
         with self._lock:
+            if self.started is None and isinstance(event, (TransferStarted, TransferProgress)):
+                self.started = event.at  # speed counts from the first byte, not from start-up
             if isinstance(event, ImagePlanned):
                 self.total_bytes += event.total_bytes
                 self.total_blobs += event.blobs
@@ -54,7 +56,8 @@ class SimpleProgress:
                 self._render(now)
 
     def line(self, now: float | None = None) -> str:
-        elapsed = max((now or time.monotonic()) - self.started, 1e-6)
+        now = now or time.monotonic()
+        elapsed = max(now - (self.started or now), 1e-6)
         speed = self.done_bytes / elapsed
         pct = 100.0 * self.done_blobs / self.total_blobs if self.total_blobs else 0.0
         text = (
