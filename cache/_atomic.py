@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "fsync_dir", "publish_file"]
+__all__ = ["atomic_write_bytes", "fsync_dir", "publish_file", "umask"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -39,7 +39,7 @@ def atomic_write_bytes(dest: Path, data: bytes, tmp_dir: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates files 0600; cache files follow the process's umask like any other file.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~umask())
         publish_file(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -47,7 +47,15 @@ def atomic_write_bytes(dest: Path, data: bytes, tmp_dir: Path) -> None:
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def umask() -> int:
+    """The process umask, read without changing it (os.umask() would race with other threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask

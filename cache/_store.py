@@ -12,21 +12,28 @@ exclusive flock, through a temp file and a rename.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import IntegrityError, PusherError
 from ..manifest import sha256_digest
 from ..reference import check_digest, check_repository, check_tag, is_digest
 from ._atomic import atomic_write_bytes, fsync_dir, publish_file
+from ._atomic import umask as _umask
 from ._entry import ImageEntry, entry_key
 from ._lock import exclusive_lock, try_exclusive_lock
 
 __all__ = ["Cache", "CacheError"]
+
+
+_CHUNK = 1 << 20
 
 
 class CacheError(PusherError):
@@ -85,6 +92,42 @@ class Cache:
         dest = self.blob_path(digest)
         publish_file(verified, dest)
         return dest
+
+    def ingest(
+        self, digest: str, size: int, reader: BinaryIO, *, on_progress: Callable[[int], None] | None = None
+    ) -> Path:
+        """Stream ``size`` bytes from ``reader`` into the cache under ``digest``, hashing as they pass.
+
+        Nothing is published unless the bytes match; on a mismatch or a short read nothing is left behind.
+        """
+        if self.has_blob(digest, size):
+            return self.blob_path(digest)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix=".ingest-", suffix=".tmp")
+        tmp = Path(name)
+        try:
+            hasher = hashlib.sha256()
+            remaining = size
+            with os.fdopen(fd, "wb") as out:
+                while remaining:
+                    chunk = reader.read(min(remaining, _CHUNK))
+                    if not chunk:
+                        raise IntegrityError(f"blob {digest}: input ended {remaining} bytes early")
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    remaining -= len(chunk)
+                    if on_progress:
+                        on_progress(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+            actual = "sha256:" + hasher.hexdigest()
+            if actual != digest:
+                raise IntegrityError(f"blob {digest}: content has digest {actual}")
+            os.chmod(tmp, 0o666 & ~_umask())
+            return self.commit_blob(digest, tmp, size)
+        except BaseException:
+            self.remove_file(tmp)
+            raise
 
     def put_blob_bytes(self, digest: str, data: bytes) -> Path:
         """Store a small blob (a manifest or a config) after checking its digest."""

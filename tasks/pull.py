@@ -9,9 +9,10 @@ from prefect.cache_policies import NO_CACHE
 
 from ..cache import Cache
 from ..endpoint import Endpoint, client_for
+from ..image_plan import BlobJob, ImagePlan, record_image
 from ..manifest import parse_platform
 from ..progress.events import ImagePlanned, channel
-from ..pull import BlobJob, BlobOutcome, PullPlan, fetch_blob, record_image, resolve_image
+from ..pull import BlobOutcome, fetch_blob, resolve_image
 from ..reference import Reference
 from ._retry import retry_options
 
@@ -30,7 +31,7 @@ def authenticate(endpoint: Endpoint, repository: str, push: bool = False) -> Non
 @task(name="fetch-manifest", cache_policy=NO_CACHE, **_DEFAULTS)
 def fetch_manifests(
     endpoint: Endpoint, ref: Reference, platforms: list[str], cache_dir: str, progress: str | None = None
-) -> PullPlan:
+) -> ImagePlan:
     plan = resolve_image(client_for(endpoint), Cache(cache_dir), ref, [parse_platform(p) for p in platforms])
     channel(progress).publish(ImagePlanned(str(ref), len(plan.blobs), plan.total_bytes))
     logger = get_run_logger()
@@ -50,7 +51,7 @@ def pull_blob(
 
 
 @task(name="record-in-cache", cache_policy=NO_CACHE)
-def record_pull(plan: PullPlan, cache_dir: str) -> str:
+def record_pull(plan: ImagePlan, cache_dir: str) -> str:
     entry = record_image(Cache(cache_dir), plan)
     get_run_logger().info("cached %s as %s", entry.key, Path(entry.manifest_path))
     return entry.key

@@ -1,9 +1,9 @@
-"""Pulling an image into the cache, as three Prefect-free steps that the pull flow's tasks wrap.
+"""Pulling an image into the cache, as Prefect-free steps that the pull flow's tasks wrap.
 
 resolve_image  fetch the manifest (and the chosen child manifests of an index), store them by content,
                and list the blobs to fetch
 fetch_blob     one blob into the cache: skipped if present, else streamed, verified, resumable
-record_image   write manifests/{repository}/{reference} and the index.json entry, last
+record_image   (image_plan) manifests/{repository}/{reference} and the index.json entry, last
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import media_types as mt
-from .cache import BlobRecord, Cache, ImageEntry, ManifestRecord
+from .cache import Cache
 from .errors import IntegrityError
+from .image_plan import BlobJob, ChildManifest, ImagePlan, blob_jobs, dedup_jobs
 from .manifest import ImageIndex, ImageManifest, Platform, parse_manifest, sha256_digest
 from .progress.events import ProgressBus, TransferFinished, TransferProgress, TransferStarted
 
@@ -22,42 +22,7 @@ if TYPE_CHECKING:
     from .reference import Reference
     from .registry import RegistryClient
 
-__all__ = ["BlobJob", "BlobOutcome", "ChildManifest", "PullPlan", "fetch_blob", "record_image", "resolve_image"]
-
-
-@dataclass(frozen=True)
-class BlobJob:
-    digest: str
-    size: int
-    media_type: str
-    is_config: bool
-
-
-@dataclass(frozen=True)
-class ChildManifest:
-    digest: str
-    size: int
-    media_type: str
-    platform: str | None
-    config_digest: str
-
-
-@dataclass(frozen=True)
-class PullPlan:
-    registry: str
-    repository: str
-    reference: str
-    manifest_digest: str  # digest of the bytes recorded as the image (may differ from source_digest)
-    media_type: str
-    source_digest: str  # digest of what the registry served for the reference
-    children: tuple[ChildManifest, ...]  # empty for a single-platform manifest
-    config_digest: str | None
-    blobs: tuple[BlobJob, ...]
-    note: str | None = None  # why manifest_digest differs from source_digest, if it does
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(b.size for b in self.blobs)
+__all__ = ["BlobOutcome", "fetch_blob", "resolve_image"]
 
 
 @dataclass(frozen=True)
@@ -68,25 +33,12 @@ class BlobOutcome:
     outcome: str  # "downloaded" or "cached"
 
 
-def _blob_jobs(manifest: ImageManifest) -> list[BlobJob]:
-    jobs = [BlobJob(manifest.config.digest, manifest.config.size, manifest.config.media_type, True)]
-    jobs += [BlobJob(d.digest, d.size, d.media_type, False) for d in manifest.layers]
-    return jobs
-
-
-def _dedup(jobs: list[BlobJob]) -> tuple[BlobJob, ...]:
-    seen: dict[str, BlobJob] = {}
-    for job in jobs:
-        seen.setdefault(job.digest, job)
-    return tuple(seen.values())
-
-
-def resolve_image(client: RegistryClient, cache: Cache, ref: Reference, platforms: list[Platform]) -> PullPlan:
+def resolve_image(client: RegistryClient, cache: Cache, ref: Reference, platforms: list[Platform]) -> ImagePlan:
     top = client.get_manifest(ref.repository, ref.reference)
     parsed = parse_manifest(top.raw, top.media_type)
     cache.put_blob_bytes(top.digest, top.raw)
     if isinstance(parsed, ImageManifest):
-        return PullPlan(
+        return ImagePlan(
             registry=ref.registry,
             repository=ref.repository,
             reference=ref.reference,
@@ -95,14 +47,14 @@ def resolve_image(client: RegistryClient, cache: Cache, ref: Reference, platform
             source_digest=top.digest,
             children=(),
             config_digest=parsed.config.digest,
-            blobs=_dedup(_blob_jobs(parsed)),
+            blobs=dedup_jobs(blob_jobs(parsed)),
         )
     return _resolve_index(client, cache, ref, parsed, top.digest, platforms)
 
 
 def _resolve_index(
     client: RegistryClient, cache: Cache, ref: Reference, index: ImageIndex, digest: str, platforms: list[Platform]
-) -> PullPlan:
+) -> ImagePlan:
     chosen = index.select(platforms)
     if not chosen:
         raise IntegrityError(f"{ref}: the index lists no image manifests")
@@ -121,40 +73,40 @@ def _resolve_index(
         children.append(
             ChildManifest(desc.digest, desc.size, got.media_type, str(desc.platform or ""), child.config.digest)
         )
-        jobs += _blob_jobs(child)
+        jobs += blob_jobs(child)
     base = dict(registry=ref.registry, repository=ref.repository, reference=ref.reference, source_digest=digest)
     if len(chosen) == len(index.select([])):
-        return PullPlan(
+        return ImagePlan(
             **base,
             manifest_digest=digest,
             media_type=index.media_type,
             children=tuple(children),
             config_digest=None,
-            blobs=_dedup(jobs),
+            blobs=dedup_jobs(jobs),
         )
     if len(children) == 1:
         only = children[0]
         note = f"kept platform {only.platform} only: its manifest {only.digest} is the image, not index {digest}"
-        return PullPlan(
+        return ImagePlan(
             **base,
             manifest_digest=only.digest,
             media_type=only.media_type,
             children=(),
             config_digest=only.config_digest,
-            blobs=_dedup(jobs),
+            blobs=dedup_jobs(jobs),
             note=note,
         )
     raw = _sub_index(index, {c.digest for c in children})
     sub_digest = sha256_digest(raw)
     cache.put_blob_bytes(sub_digest, raw)
     note = f"kept {len(children)} of {len(index.manifests)} platforms: new index {sub_digest} replaces {digest}"
-    return PullPlan(
+    return ImagePlan(
         **base,
         manifest_digest=sub_digest,
         media_type=index.media_type,
         children=tuple(children),
         config_digest=None,
-        blobs=_dedup(jobs),
+        blobs=dedup_jobs(jobs),
         note=note,
     )
 
@@ -191,51 +143,3 @@ def fetch_blob(client: RegistryClient, cache: Cache, repository: str, job: BlobJ
         cache.commit_blob(job.digest, partial, job.size)
     bus.publish(TransferFinished(job.digest, job.size - resumed, "downloaded"))
     return BlobOutcome(job.digest, job.size, job.size - resumed, "downloaded")
-
-
-def _is_compressed(cache: Cache, digest: str, media_type: str) -> bool:
-    with cache.blob_path(digest).open("rb") as f:
-        head = f.read(4)
-    return mt.compression_from_magic(head) != "none" or media_type.endswith(("gzip", "zstd"))
-
-
-def record_image(cache: Cache, plan: PullPlan) -> ImageEntry:
-    raw = cache.read_blob(plan.manifest_digest)
-    manifest_path = cache.put_manifest(plan.repository, plan.reference, raw)
-    blobs = {
-        b.digest: BlobRecord(
-            digest=b.digest,
-            size=b.size,
-            path=cache.relative(cache.blob_path(b.digest)),
-            is_config=b.is_config,
-            compressed=False if b.is_config else _is_compressed(cache, b.digest, b.media_type),
-            media_type=b.media_type,
-        )
-        for b in plan.blobs
-    }
-    manifests = {
-        c.digest: ManifestRecord(
-            c.digest,
-            c.size,
-            c.media_type,
-            cache.relative(cache.blob_path(c.digest)),
-            c.platform or None,
-            c.config_digest,
-        )
-        for c in plan.children
-    }
-    entry = ImageEntry(
-        repository=plan.repository,
-        reference=plan.reference,
-        manifest_path=cache.relative(manifest_path),
-        manifest_digest=plan.manifest_digest,
-        media_type=plan.media_type,
-        config_digest=plan.config_digest,
-        blobs=blobs,
-        registry=plan.registry,
-        platforms=sorted({c.platform for c in plan.children if c.platform}),
-        manifests=manifests,
-        source=f"{plan.registry}/{plan.repository}@{plan.source_digest}",
-    )
-    cache.record(entry)
-    return entry

@@ -98,3 +98,30 @@ def test_concurrent_processes_never_lose_an_index_entry(tmp_path):
         assert p.exitcode == 0
     index = json.loads((tmp_path / "index.json").read_text())
     assert len(index) == 60
+
+
+def test_ingest_streams_verifies_and_publishes(tmp_path):
+    import io
+
+    cache = Cache(tmp_path)
+    data = os.urandom(3 << 20)
+    seen: list[int] = []
+    path = cache.ingest(_digest(data), len(data), io.BytesIO(data), on_progress=seen.append)
+    assert path.read_bytes() == data and sum(seen) == len(data)
+    from docker_image_pusher.cache._atomic import umask
+
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask()  # the process's umask, not mkstemp's 0600
+
+
+@pytest.mark.parametrize("case", ["wrong-bytes", "short"])
+def test_ingest_leaves_nothing_behind_on_bad_input(tmp_path, case):
+    import io
+
+    cache = Cache(tmp_path)
+    data = b"x" * 5000
+    digest = _digest(data)
+    reader = io.BytesIO(b"y" * 5000 if case == "wrong-bytes" else data[:100])
+    with pytest.raises(IntegrityError):
+        cache.ingest(digest, len(data), reader)
+    assert not cache.has_blob(digest)
+    assert list((tmp_path / "tmp").iterdir()) == []

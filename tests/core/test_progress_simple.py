@@ -26,7 +26,7 @@ def test_plain_lines_count_blobs_and_bytes_without_control_codes():
 
 def test_a_listener_that_raises_is_dropped_and_the_publisher_goes_on():
     bus = ProgressBus()
-    seen = []
+    seen: list[TransferProgress] = []
 
     def broken(event):
         raise RuntimeError("display died")
