@@ -1,4 +1,5 @@
 import io
+from typing import Any
 
 from docker_image_pusher.progress.events import (
     ImagePlanned,
@@ -26,7 +27,7 @@ def test_plain_lines_count_blobs_and_bytes_without_control_codes():
 
 def test_a_listener_that_raises_is_dropped_and_the_publisher_goes_on():
     bus = ProgressBus()
-    seen: list[TransferProgress] = []
+    seen: list[Any] = []
 
     def broken(event):
         raise RuntimeError("display died")
