@@ -22,10 +22,10 @@ _DEFAULTS = retry_options(3)
 
 
 @task(name="authenticate", cache_policy=NO_CACHE, **_DEFAULTS)
-def authenticate(endpoint: Endpoint, repository: str, push: bool = False) -> None:
+def authenticate(endpoint: Endpoint, repository: str, push: bool = False, mount_from: list[str] | None = None) -> None:
     client = client_for(endpoint)
     client.ping()
-    client.authenticate(repository, push=push)
+    client.authenticate(repository, push=push, mount_from=mount_from or ())
 
 
 @task(name="fetch-manifest", cache_policy=NO_CACHE, **_DEFAULTS)

@@ -61,4 +61,7 @@ class FlowRunner:
         return flow.with_options(task_runner=runner)(**params)
 
 
-FLOWS: dict[str, FlowRunner] = {"pull": FlowRunner(".flows.pull", "pull_flow")}
+FLOWS: dict[str, FlowRunner] = {
+    "pull": FlowRunner(".flows.pull", "pull_flow"),
+    "push": FlowRunner(".flows.push", "push_flow"),
+}

@@ -84,6 +84,63 @@ def pull(
     )
 
 
+@app.command()
+def push(
+    source: Annotated[str, typer.Option("-s", "--source", help="a cached image (repo:tag, repo@digest) or a tar file")],
+    target: Annotated[str | None, typer.Argument(help="full target reference host/repo:tag (instead of -r/-t)")] = None,
+    repository: Annotated[str | None, typer.Option("-r", "--repository", help="target repository")] = None,
+    tag: Annotated[str | None, typer.Option("-t", "--tag", help="target tag [default: the source's]")] = None,
+    registry: Annotated[str | None, typer.Option("--registry", help="target registry URL")] = None,
+    username: Annotated[str | None, typer.Option("-u", "--username")] = None,
+    password: Annotated[str | None, typer.Option("-p", "--password", help="prefer --password-stdin")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
+    skip_tls: Annotated[bool | None, typer.Option("--skip-tls", help="do not verify TLS certificates")] = None,
+    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="CA bundle to verify the registry with")] = None,
+    cache_dir: CacheDir = None,
+    retry_attempts: Annotated[
+        int | None, typer.Option("--retry-attempts", help="retries per task [default: 3]")
+    ] = None,
+    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="blobs at once [default: 6]")] = None,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="skip blobs the registry has (the default; kept for the seed)")
+    ] = False,
+    force_upload: Annotated[bool, typer.Option("--force-upload", help="send every blob even if it is there")] = False,
+    chunk_size: Annotated[
+        str | None, typer.Option("--chunk-size", help="upload in chunks of SIZE (e.g. 8MiB) instead of one PUT")
+    ] = None,
+    disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    no_agent: NoAgent = False,
+    debug: Debug = False,
+    config: Config = None,
+) -> None:
+    """Push an image from the cache (or from a tar file, extracted first) to a registry."""
+    if skip_existing and force_upload:
+        raise typer.BadParameter("--skip-existing and --force-upload contradict each other")
+    _commands.push(
+        source=source,
+        target=target,
+        repository=repository,
+        tag=tag,
+        password_stdin=password_stdin,
+        force_upload=force_upload,
+        chunk_size=chunk_size,
+        config=config,
+        flags=dict(
+            registry=registry,
+            username=username,
+            password=password,
+            skip_tls=skip_tls,
+            ca_file=ca_file,
+            cache_dir=cache_dir,
+            retry_attempts=retry_attempts,
+            max_concurrent=max_concurrent,
+            disable_progress=disable_progress,
+            debug=debug or None,
+            agent=False if no_agent else None,
+        ),
+    )
+
+
 @app.command("list")
 def list_images(
     json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,

@@ -15,7 +15,7 @@ from ..reference import Reference, parse_reference, reference_from_parts
 if TYPE_CHECKING:  # pydantic-settings costs ~0.3 s to import: only commands that need settings pay it
     from ..settings import Settings
 
-__all__ = ["list_images", "pull", "server_status", "server_stop"]
+__all__ = ["list_images", "pull", "push", "server_status", "server_stop"]
 
 
 def _read_password(password_stdin: bool, settings: Settings) -> str | None:
@@ -59,6 +59,24 @@ def _setup_debug_logging(debug: bool) -> None:
         logger.setLevel(logging.DEBUG)
 
 
+def _credentials(password_stdin: bool, settings: Settings) -> tuple[str, str] | None:
+    password = _read_password(password_stdin, settings)
+    if password is not None and not settings.username:
+        raise UsageError("a password needs a --username")
+    if settings.username and password is None:
+        raise UsageError("--username needs a password (--password-stdin, -p, or DOCKER_IMAGE_PUSHER_PASSWORD)")
+    return (settings.username, password) if settings.username and password is not None else None
+
+
+def _connection(settings: Settings, scheme: str | None) -> dict[str, Any]:
+    return dict(
+        scheme=scheme,
+        skip_tls=settings.skip_tls,
+        ca_file=str(Path(settings.ca_file).absolute()) if settings.ca_file else None,
+        retry_attempts=settings.retry_attempts,
+    )
+
+
 def pull(
     *,
     image: str | None,
@@ -77,11 +95,7 @@ def pull(
 
     for p in settings.platforms:
         parse_platform(p)
-    password = _read_password(password_stdin, settings)
-    if password is not None and not settings.username:
-        raise UsageError("a password needs a --username")
-    if settings.username and password is None:
-        raise UsageError("--username needs a password (--password-stdin, -p, or DOCKER_IMAGE_PUSHER_PASSWORD)")
+    credentials = _credentials(password_stdin, settings)
     from ..cache import Cache
 
     cache = Cache(settings.cache_dir)
@@ -90,14 +104,10 @@ def pull(
         registry=ref.registry,
         repository=ref.repository,
         reference=ref.reference,
-        scheme=scheme,
-        skip_tls=settings.skip_tls,
-        ca_file=str(Path(settings.ca_file).absolute()) if settings.ca_file else None,
         platforms=settings.platforms,
         cache_dir=str(cache.root),
-        retry_attempts=settings.retry_attempts,
+        **_connection(settings, scheme),
     )
-    credentials = (settings.username, password) if settings.username and password is not None else None
     started = time.monotonic()
     result = _run_flow("pull", params, settings, credentials)
     elapsed = time.monotonic() - started
@@ -108,6 +118,73 @@ def pull(
     print(
         f"cached {result['key']} {result['manifest_digest']}: {result['blobs']} blobs "
         f"({result['downloaded']} downloaded, {result['cached']} already cached), "
+        f"{human_bytes(result['bytes_transferred'])} in {elapsed:.1f} s"
+    )
+
+
+def _cache_key(source: str) -> str:
+    """A cached image as the user names it (repo:tag, repo@digest, or a full reference) -> its index.json key."""
+    from ..reference import DOCKER_HUB_API_HOST
+
+    ref = parse_reference(source, default_registry=DOCKER_HUB_API_HOST)
+    return f"{ref.repository}/{ref.reference}"
+
+
+def push(
+    *,
+    source: str,
+    target: str | None,
+    repository: str | None,
+    tag: str | None,
+    password_stdin: bool,
+    force_upload: bool,
+    chunk_size: str | None,
+    config: Path | None,
+    flags: dict[str, Any],
+) -> None:
+    from ..settings import load_settings
+
+    settings = load_settings(flags, config)
+    _setup_debug_logging(settings.debug)
+    from ..push import parse_size
+
+    chunk = parse_size(chunk_size) if chunk_size else None
+    is_file = Path(source).exists()
+    if is_file:
+        raise UsageError("pushing straight from a tar file needs extract, which is not available yet")
+    key = _cache_key(source)
+    source_repository, _, source_reference = key.rpartition("/")
+    if target:
+        ref, scheme = _resolve_reference(target, None, None, settings.registry)
+    else:
+        ref, scheme = _resolve_reference(
+            None, repository or source_repository, tag or source_reference, settings.registry
+        )
+    credentials = _credentials(password_stdin, settings)
+    from ..cache import Cache
+
+    cache = Cache(settings.cache_dir)
+    params = dict(
+        source=key,
+        registry=ref.registry,
+        repository=ref.repository,
+        tag=ref.reference,
+        cache_dir=str(cache.root),
+        force_upload=force_upload,
+        chunk_size=chunk,
+        **_connection(settings, scheme),
+    )
+    from ..push import find_entry
+
+    find_entry(cache, key)  # a clear error before any flow runs
+    started = time.monotonic()
+    result = _run_flow("push", params, settings, credentials)
+    elapsed = time.monotonic() - started
+    from ..progress.simple import human_bytes
+
+    print(
+        f"pushed {result['target']} {result['manifest_digest']}: {result['blobs']} blobs "
+        f"({result['uploaded']} uploaded, {result['skipped']} already there, {result['mounted']} mounted), "
         f"{human_bytes(result['bytes_transferred'])} in {elapsed:.1f} s"
     )
 
