@@ -1,6 +1,18 @@
 """The local image cache (seed layout: manifests/{repository}/{reference}, blobs/sha256/{hex}, index.json)."""
 
+from ._clean import CleanPlan, execute_clean, gc_lock, plan_clean
 from ._entry import BlobRecord, ImageEntry, ManifestRecord, entry_key
 from ._store import Cache, CacheError
 
-__all__ = ["BlobRecord", "Cache", "CacheError", "ImageEntry", "ManifestRecord", "entry_key"]
+__all__ = [
+    "BlobRecord",
+    "Cache",
+    "CacheError",
+    "CleanPlan",
+    "ImageEntry",
+    "ManifestRecord",
+    "entry_key",
+    "execute_clean",
+    "gc_lock",
+    "plan_clean",
+]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prefect import flow
 from prefect.futures import wait
 
+from ..cache import Cache, gc_lock
 from ..endpoint import Endpoint
 from ..pull import BlobOutcome
 from ..reference import Reference
@@ -42,29 +43,30 @@ def pull_flow(
     progress: str | None = None,
 ) -> PullResult:
     """auth_ref: credentials registered in this process (never the secret itself); progress: event channel."""
-    endpoint = Endpoint(registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=auth_ref)
-    tag, digest = (None, reference) if reference.startswith("sha256:") else (reference, None)
-    ref = Reference(registry, repository, tag=tag, digest=digest)
-    retry = retry_options(retry_attempts)
+    with gc_lock(Cache(cache_dir), exclusive=False):  # a concurrent clean collects no file of this run
+        endpoint = Endpoint(registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=auth_ref)
+        tag, digest = (None, reference) if reference.startswith("sha256:") else (reference, None)
+        ref = Reference(registry, repository, tag=tag, digest=digest)
+        retry = retry_options(retry_attempts)
 
-    auth = authenticate.with_options(**retry).submit(endpoint, repository)
-    auth.result()  # an auth failure is the error to report, not the "upstream not ready" of its dependents
-    plan = (
-        fetch_manifests.with_options(**retry)
-        .submit(endpoint, ref, platforms or [], cache_dir, progress, wait_for=[auth], return_state=False)
-        .result()
-    )
-    blob_task = pull_blob.with_options(**retry)
-    futures = [blob_task.submit(endpoint, repository, job, cache_dir, progress) for job in plan.blobs]
-    wait(futures)
-    outcomes: list[BlobOutcome] = [f.result() for f in futures]  # raises the first failure
-    key = record_pull.submit(plan, cache_dir).result()
-    return PullResult(
-        key=key,
-        manifest_digest=plan.manifest_digest,
-        blobs=len(outcomes),
-        downloaded=sum(o.outcome == "downloaded" for o in outcomes),
-        cached=sum(o.outcome == "cached" for o in outcomes),
-        bytes_transferred=sum(o.transferred for o in outcomes),
-        note=plan.note,
-    )
+        auth = authenticate.with_options(**retry).submit(endpoint, repository)
+        auth.result()  # an auth failure is the error to report, not the "upstream not ready" of its dependents
+        plan = (
+            fetch_manifests.with_options(**retry)
+            .submit(endpoint, ref, platforms or [], cache_dir, progress, wait_for=[auth], return_state=False)
+            .result()
+        )
+        blob_task = pull_blob.with_options(**retry)
+        futures = [blob_task.submit(endpoint, repository, job, cache_dir, progress) for job in plan.blobs]
+        wait(futures)
+        outcomes: list[BlobOutcome] = [f.result() for f in futures]  # raises the first failure
+        key = record_pull.submit(plan, cache_dir).result()
+        return PullResult(
+            key=key,
+            manifest_digest=plan.manifest_digest,
+            blobs=len(outcomes),
+            downloaded=sum(o.outcome == "downloaded" for o in outcomes),
+            cached=sum(o.outcome == "cached" for o in outcomes),
+            bytes_transferred=sum(o.transferred for o in outcomes),
+            note=plan.note,
+        )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prefect import flow
 from prefect.futures import wait
 
+from ..cache import Cache, gc_lock
 from ..endpoint import Endpoint
 from ..push import PushOutcome
 from ..tasks._retry import retry_options
@@ -44,38 +45,41 @@ def push_flow(
     progress: str | None = None,
 ) -> PushResult:
     """source: a cache key "{repository}/{reference}"; tag: a tag or a digest to push the manifest under."""
-    endpoint = Endpoint(registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=auth_ref)
-    retry = retry_options(retry_attempts)
-    plan = plan_image_push.submit(source, registry, repository, cache_dir, progress).result()
-    auth = authenticate.with_options(**retry).submit(endpoint, repository, push=True, mount_from=plan.mount_sources)
-    auth.result()
-    blob_task = push_image_blob.with_options(**retry)
-    futures = [
-        blob_task.submit(
-            endpoint,
-            repository,
-            blob,
-            cache_dir,
-            force_upload,
-            chunk_size,
-            progress,
-            wait_for=[auth],
-            return_state=False,
+    with gc_lock(Cache(cache_dir), exclusive=False):  # a concurrent clean collects no file of this run
+        endpoint = Endpoint(registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=auth_ref)
+        retry = retry_options(retry_attempts)
+        plan = plan_image_push.submit(source, registry, repository, cache_dir, progress).result()
+        auth = authenticate.with_options(**retry).submit(endpoint, repository, push=True, mount_from=plan.mount_sources)
+        auth.result()
+        blob_task = push_image_blob.with_options(**retry)
+        futures = [
+            blob_task.submit(
+                endpoint,
+                repository,
+                blob,
+                cache_dir,
+                force_upload,
+                chunk_size,
+                progress,
+                wait_for=[auth],
+                return_state=False,
+            )
+            for blob in plan.blobs
+        ]
+        wait(futures)
+        outcomes: list[PushOutcome] = [f.result() for f in futures]  # raises the first failure
+        manifests = push_image_manifests.with_options(**retry).submit(
+            endpoint, repository, tag, plan, cache_dir, wait_for=futures, return_state=False
         )
-        for blob in plan.blobs
-    ]
-    wait(futures)
-    outcomes: list[PushOutcome] = [f.result() for f in futures]  # raises the first failure
-    manifests = push_image_manifests.with_options(**retry).submit(
-        endpoint, repository, tag, plan, cache_dir, wait_for=futures, return_state=False
-    )
-    digest = manifests.result()
-    return PushResult(
-        target=f"{registry}/{repository}:{tag}" if not tag.startswith("sha256:") else f"{registry}/{repository}@{tag}",
-        manifest_digest=digest,
-        blobs=len(outcomes),
-        uploaded=sum(o.outcome == "uploaded" for o in outcomes),
-        skipped=sum(o.outcome == "skipped" for o in outcomes),
-        mounted=sum(o.outcome == "mounted" for o in outcomes),
-        bytes_transferred=sum(o.transferred for o in outcomes),
-    )
+        digest = manifests.result()
+        return PushResult(
+            target=f"{registry}/{repository}:{tag}"
+            if not tag.startswith("sha256:")
+            else f"{registry}/{repository}@{tag}",
+            manifest_digest=digest,
+            blobs=len(outcomes),
+            uploaded=sum(o.outcome == "uploaded" for o in outcomes),
+            skipped=sum(o.outcome == "skipped" for o in outcomes),
+            mounted=sum(o.outcome == "mounted" for o in outcomes),
+            bytes_transferred=sum(o.transferred for o in outcomes),
+        )

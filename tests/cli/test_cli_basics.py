@@ -79,3 +79,21 @@ def test_debug_traces_the_protocol_but_never_the_secrets(
 def test_server_status_and_stop(cli_with_server, prefect_api):
     r = cli_with_server("server", "status")
     assert r.returncode == 0 and "running" in r.stdout and prefect_api in r.stdout
+
+
+def test_clean_plans_then_removes_and_runs_without_prefect(
+    cli_with_server, plain_registry, sample_image, unique_repo, tmp_path
+):
+    image = sample_image([100, 200])
+    copy_layout_to_registry(image, plain_registry, f"{unique_repo}:v1")
+    cache = tmp_path / "cache"
+    assert cli_with_server("pull", plain_registry.ref(f"{unique_repo}:v1"), "--cache-dir", str(cache)).returncode == 0
+    dry = cli_with_server("clean", f"{unique_repo}:v1", "--dry-run", "--cache-dir", str(cache))
+    assert dry.returncode == 0, dry.stderr
+    assert f"would remove image {unique_repo}/v1" in dry.stdout and "would delete 4 unreferenced blob(s)" in dry.stdout
+    assert json.loads(cli_with_server("list", "--json", "--cache-dir", str(cache)).stdout) != []
+    assert "prefect" not in _imported_modules("clean", f"{unique_repo}:v1", "--cache-dir", str(cache), cwd=tmp_path)
+    assert json.loads(cli_with_server("list", "--json", "--cache-dir", str(cache)).stdout) == []
+    assert not any((cache / "blobs" / "sha256").iterdir())
+    missing = cli_with_server("clean", f"{unique_repo}:v1", "--cache-dir", str(cache))
+    assert missing.returncode == 4 and "not in the cache" in missing.stderr

@@ -151,6 +151,20 @@ def list_images(
     _commands.list_images(json_output=json_output, config=config, flags=dict(cache_dir=cache_dir))
 
 
+@app.command()
+def clean(
+    images: Annotated[list[str] | None, typer.Argument(help="cached images to remove (repo:tag, repo@digest)")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="remove every image and partial download")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, change nothing")] = False,
+    cache_dir: CacheDir = None,
+    config: Config = None,
+) -> None:
+    """Remove images from the cache and delete the blobs no image references any more."""
+    _commands.clean(
+        images=images or [], everything=everything, dry_run=dry_run, config=config, flags=dict(cache_dir=cache_dir)
+    )
+
+
 @server_app.command("status")
 def server_status() -> None:
     """Show whether the local Prefect server is running, and where."""

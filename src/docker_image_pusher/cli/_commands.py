@@ -15,7 +15,7 @@ from ..reference import Reference, parse_reference, reference_from_parts
 if TYPE_CHECKING:  # pydantic-settings costs ~0.3 s to import: only commands that need settings pay it
     from ..settings import Settings
 
-__all__ = ["list_images", "pull", "push", "server_status", "server_stop"]
+__all__ = ["clean", "list_images", "pull", "push", "server_status", "server_stop"]
 
 
 def _read_password(password_stdin: bool, settings: Settings) -> str | None:
@@ -264,6 +264,33 @@ def list_images(*, json_output: bool, config: Path | None, flags: dict[str, Any]
             e.repository, e.reference, e.manifest_digest[:19], platforms, human_bytes(e.size), str(len(e.blobs))
         )
     Console().print(table)
+
+
+def clean(*, images: list[str], everything: bool, dry_run: bool, config: Path | None, flags: dict[str, Any]) -> None:
+    from ..settings import load_settings
+
+    settings = load_settings(flags, config)
+    if everything and images:
+        raise UsageError("give image names or --all, not both")
+    from ..cache import Cache, execute_clean, gc_lock, plan_clean
+    from ..progress.simple import human_bytes
+
+    cache = Cache(settings.cache_dir)
+    keys = [_cache_key(image) for image in images]
+    if not cache.root.exists():
+        raise UsageError(f"no cache at {cache.root}")
+    with gc_lock(cache, exclusive=True, blocking=False) as exclusive:
+        plan = plan_clean(cache, keys, everything=everything, can_collect=exclusive)
+        verb = "would remove" if dry_run else "removed"
+        for key in plan.remove_keys:
+            print(f"{verb} image {key}")
+        if plan.collect:
+            print(f"{'would delete' if dry_run else 'deleted'} {len(plan.delete_blobs)} unreferenced blob(s), "
+                  f"{human_bytes(plan.bytes_freed)}, and {len(plan.delete_files)} other file(s)")  # fmt: skip
+        else:
+            print("an operation is running on this cache: no file deleted now; the next clean collects them")
+        if not dry_run:
+            execute_clean(cache, plan)
 
 
 def server_status() -> None:
