@@ -62,6 +62,7 @@ class _Cut:
     after: int
     remaining: float  # connections still to cut; math.inf for all
     mode: CutMode
+    direction: int = _TO_CLIENT
 
 
 class _Bucket:
@@ -158,8 +159,11 @@ class TcpProxy:
         self._total_rate_limit = _check_rate(value)
         self._generation += 1
 
-    def cut_after_bytes(self, n: int, *, connections: int | None = 1, mode: CutMode = "reset") -> None:
-        """Cut the next `connections` connections (None: all, until clear_cut()) that reach `n` bytes server->client.
+    def cut_after_bytes(
+        self, n: int, *, connections: int | None = 1, mode: CutMode = "reset", to_server: bool = False
+    ) -> None:
+        """Cut the next `connections` connections (None: all, until clear_cut()) that reach `n` bytes server->client
+        (client->server with to_server=True: an upload broken mid-body).
 
         A connection's count starts when it is accepted (keep-alive: it includes earlier responses). It relays
         exactly `n` bytes server->client, then: mode "reset" waits (up to 1 s) for them to leave the kernel
@@ -168,7 +172,8 @@ class TcpProxy:
         """
         if n < 0 or (connections is not None and connections < 1):
             raise ValueError("cut_after_bytes needs n >= 0 and connections >= 1 (or None)")
-        self._cut = _Cut(n, math.inf if connections is None else connections, mode)
+        direction = _TO_SERVER if to_server else _TO_CLIENT
+        self._cut = _Cut(n, math.inf if connections is None else connections, mode, direction)
 
     def clear_cut(self) -> None:
         self._cut = None
@@ -385,10 +390,10 @@ class TcpProxy:
                     with contextlib.suppress(OSError):
                         writer.write_eof()
                 return
-            cut = self._cut if direction == _TO_CLIENT else None
-            cutting = cut is not None and cut.remaining > 0 and conn.relayed[_TO_CLIENT] + len(data) >= cut.after
+            cut = self._cut if self._cut is not None and self._cut.direction == direction else None
+            cutting = cut is not None and cut.remaining > 0 and conn.relayed[direction] + len(data) >= cut.after
             if cut is not None and cutting:
-                data = data[: max(0, cut.after - conn.relayed[_TO_CLIENT])]
+                data = data[: max(0, cut.after - conn.relayed[direction])]
                 cut.remaining -= 1
             if data:
                 await self._pace(conn, direction, len(data))
