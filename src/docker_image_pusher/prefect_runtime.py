@@ -64,4 +64,6 @@ class FlowRunner:
 FLOWS: dict[str, FlowRunner] = {
     "pull": FlowRunner(".flows.pull", "pull_flow"),
     "push": FlowRunner(".flows.push", "push_flow"),
+    "push-tar": FlowRunner(".flows.push_tar", "push_tar_flow"),
+    "extract": FlowRunner(".flows.extract", "extract_flow"),
 }

@@ -78,7 +78,7 @@ def test_several_untagged_images_need_a_pick(two_images: tuple[BuiltImage, Built
     first, second = two_images
     archive = _save(tmp_path, [(first, []), (second, [])])
 
-    with pytest.raises(UsageError, match=r"the archive holds 2 images without a name .*; pick one with image"):
+    with pytest.raises(UsageError, match=r"the archive holds 2 images without a name .*; pick one with --image"):
         _keys(archive, repository="team/app")
     assert _keys(archive, image=first.config_digest, repository="team/app") == ["team/app/latest"]
 
@@ -88,7 +88,7 @@ def test_repository_for_one_of_several_named_images_needs_a_pick(
 ) -> None:
     archive = _save(tmp_path, [(two_images[0], ["app:v1"]), (two_images[1], ["app:v2"])])
 
-    with pytest.raises(UsageError, match="repository names one image but the archive holds 2; pick one with image"):
+    with pytest.raises(UsageError, match="repository names one image but the archive holds 2; pick one with --image"):
         _keys(archive, repository="team/app")
 
 

@@ -110,7 +110,9 @@ class _Agent:
         threading.Thread(target=watch_client, daemon=True).start()
         try:
             runner = self.flows[str(request.get("flow"))]
-            params = dict(request.get("params") or {}, auth_ref=auth_ref, progress=name)
+            params = dict(request.get("params") or {}, progress=name)
+            if auth_ref:
+                params["auth_ref"] = auth_ref
             result = runner.run(int(request.get("max_concurrent") or 6), params)
             reply: dict[str, Any] = {"type": "result", "result": dataclasses.asdict(result)}
         except PusherError as err:

@@ -91,8 +91,8 @@ def _target_for_name(images: tuple[ArchiveImage, ...]) -> ArchiveImage:
         return unnamed[0]
     if unnamed:
         ids = ", ".join(i.id for i in unnamed[:4])
-        raise UsageError(f"the archive holds {len(unnamed)} images without a name ({ids}); pick one with image")
-    raise UsageError(f"repository names one image but the archive holds {len(images)}; pick one with image")
+        raise UsageError(f"the archive holds {len(unnamed)} images without a name ({ids}); pick one with --image")
+    raise UsageError(f"--repository names one image but the archive holds {len(images)}; pick one with --image")
 
 
 def _pick(images: tuple[ArchiveImage, ...], text: str) -> tuple[ArchiveImage, ImageName | None]:

@@ -90,6 +90,7 @@ def push(
     target: Annotated[str | None, typer.Argument(help="full target reference host/repo:tag (instead of -r/-t)")] = None,
     repository: Annotated[str | None, typer.Option("-r", "--repository", help="target repository")] = None,
     tag: Annotated[str | None, typer.Option("-t", "--tag", help="target tag [default: the source's]")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="with a tar source: which image of several")] = None,
     registry: Annotated[str | None, typer.Option("--registry", help="target registry URL")] = None,
     username: Annotated[str | None, typer.Option("-u", "--username")] = None,
     password: Annotated[str | None, typer.Option("-p", "--password", help="prefer --password-stdin")] = None,
@@ -121,6 +122,7 @@ def push(
         target=target,
         repository=repository,
         tag=tag,
+        image=image,
         password_stdin=password_stdin,
         force_upload=force_upload,
         chunk_size=chunk_size,
@@ -149,6 +151,34 @@ def list_images(
 ) -> None:
     """List the images in the cache."""
     _commands.list_images(json_output=json_output, config=config, flags=dict(cache_dir=cache_dir))
+
+
+@app.command()
+def extract(
+    file: Annotated[Path, typer.Option("-f", "--file", help="docker save / OCI archive (.tar, .tar.gz) or OCI layout")],
+    image: Annotated[str | None, typer.Option("--image", help="pick one image by name, tag or digest")] = None,
+    repository: Annotated[str | None, typer.Option("-r", "--repository", help="name for an untagged image")] = None,
+    reference: Annotated[str | None, typer.Option("-t", "--reference", help="tag for an untagged image")] = None,
+    cache_dir: CacheDir = None,
+    disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    no_agent: NoAgent = False,
+    debug: Debug = False,
+    config: Config = None,
+) -> None:
+    """Extract the images of a docker save or OCI archive (or OCI layout folder) into the cache."""
+    _commands.extract(
+        file=file,
+        image=image,
+        repository=repository,
+        reference=reference,
+        config=config,
+        flags=dict(
+            cache_dir=cache_dir,
+            disable_progress=disable_progress,
+            debug=debug or None,
+            agent=False if no_agent else None,
+        ),
+    )
 
 
 @app.command()

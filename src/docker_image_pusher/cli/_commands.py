@@ -15,7 +15,7 @@ from ..reference import Reference, parse_reference, reference_from_parts
 if TYPE_CHECKING:  # pydantic-settings costs ~0.3 s to import: only commands that need settings pay it
     from ..settings import Settings
 
-__all__ = ["clean", "list_images", "pull", "push", "server_status", "server_stop"]
+__all__ = ["clean", "extract", "list_images", "pull", "push", "server_status", "server_stop"]
 
 
 def _read_password(password_stdin: bool, settings: Settings) -> str | None:
@@ -136,6 +136,7 @@ def push(
     target: str | None,
     repository: str | None,
     tag: str | None,
+    image: str | None,
     password_stdin: bool,
     force_upload: bool,
     chunk_size: str | None,
@@ -149,9 +150,8 @@ def push(
     from ..push import parse_size
 
     chunk = parse_size(chunk_size) if chunk_size else None
-    is_file = Path(source).exists()
-    if is_file:
-        raise UsageError("pushing straight from a tar file needs extract, which is not available yet")
+    if Path(source).exists():
+        return _push_tar(Path(source), target, repository, tag, password_stdin, image, chunk, force_upload, settings)
     key = _cache_key(source)
     source_repository, _, source_reference = key.rpartition("/")
     if target:
@@ -180,12 +180,108 @@ def push(
     started = time.monotonic()
     result = _run_flow("push", params, settings, credentials)
     elapsed = time.monotonic() - started
+
+    _print_push(result, elapsed)
+
+
+def _print_push(result: dict[str, Any], elapsed: float) -> None:
     from ..progress.simple import human_bytes
 
     print(
         f"pushed {result['target']} {result['manifest_digest']}: {result['blobs']} blobs "
         f"({result['uploaded']} uploaded, {result['skipped']} already there, {result['mounted']} mounted), "
         f"{human_bytes(result['bytes_transferred'])} in {elapsed:.1f} s"
+    )
+
+
+def _push_tar(
+    path: Path,
+    target: str | None,
+    repository: str | None,
+    tag: str | None,
+    password_stdin: bool,
+    image: str | None,
+    chunk: int | None,
+    force_upload: bool,
+    settings: Settings,
+) -> None:
+    """Mode 4: the tar is extracted into the cache, then pushed by the same push flow as a cached image."""
+    if target:
+        ref, scheme = _resolve_reference(target, None, None, settings.registry)
+        repository, tag = ref.repository, ref.reference
+        registry = ref.registry
+    else:
+        from ..endpoint import parse_registry_url
+
+        registry, scheme = parse_registry_url(settings.registry)
+        if repository:
+            from ..reference import check_repository
+
+            check_repository(repository)
+    credentials = _credentials(password_stdin, settings)
+    from ..cache import Cache
+
+    cache = Cache(settings.cache_dir)
+    cache.ensure_layout()
+    params = dict(
+        path=str(path.absolute()),
+        registry=registry,
+        repository=repository,
+        tag=tag,
+        image=image,
+        cache_dir=str(cache.root),
+        force_upload=force_upload,
+        chunk_size=chunk,
+        **_connection(settings, scheme),
+    )
+    started = time.monotonic()
+    result = _run_flow("push-tar", params, settings, credentials)
+    _print_push(result, time.monotonic() - started)
+
+
+def extract(
+    *,
+    file: Path,
+    image: str | None,
+    repository: str | None,
+    reference: str | None,
+    config: Path | None,
+    flags: dict[str, Any],
+) -> None:
+    from ..settings import load_settings
+
+    settings = load_settings(flags, config)
+    _setup_debug_logging(settings.debug)
+    if not file.exists():
+        from ..errors import NotFoundError
+
+        raise NotFoundError(f"{file} does not exist")
+    if repository:
+        from ..reference import check_repository
+
+        check_repository(repository)
+    from ..cache import Cache
+
+    cache = Cache(settings.cache_dir)
+    cache.ensure_layout()
+    params = dict(
+        path=str(file.absolute()),
+        cache_dir=str(cache.root),
+        image=image,
+        repository=repository,
+        reference=reference,
+    )
+    started = time.monotonic()
+    result = _run_flow("extract", params, settings, None)
+    elapsed = time.monotonic() - started
+    from ..progress.simple import human_bytes
+
+    for note in result.get("notes") or ():
+        sys.stderr.write(f"note: {note}\n")
+    print(
+        f"cached {', '.join(result['keys'])} from {file}: {result['blobs']} blobs "
+        f"({result['extracted']} extracted, {result['cached']} already cached), "
+        f"{human_bytes(result['bytes_extracted'])} in {elapsed:.1f} s"
     )
 
 
@@ -231,7 +327,7 @@ def _run_in_process(
     auth_ref = register_credentials(Credentials(*credentials)) if credentials else None
     unsubscribe = bus.subscribe(view) if view else None
     try:
-        result = FLOWS[flow].run(settings.max_concurrent, dict(params, auth_ref=auth_ref))
+        result = FLOWS[flow].run(settings.max_concurrent, dict(params, auth_ref=auth_ref) if auth_ref else params)
         return dataclasses.asdict(result)
     finally:
         if unsubscribe:

@@ -23,7 +23,8 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def _fail(message: str, code: int) -> int:
-    sys.stderr.write(f"error: {message}\n")
+    one_line = " ".join(message.split())
+    sys.stderr.write(f"error: {one_line}\n")
     sys.stderr.flush()
     return code
 
