@@ -66,4 +66,5 @@ FLOWS: dict[str, FlowRunner] = {
     "push": FlowRunner(".flows.push", "push_flow"),
     "push-tar": FlowRunner(".flows.push_tar", "push_tar_flow"),
     "extract": FlowRunner(".flows.extract", "extract_flow"),
+    "save": FlowRunner(".flows.save", "save_flow"),
 }

@@ -182,6 +182,32 @@ def extract(
 
 
 @app.command()
+def save(
+    images: Annotated[list[str], typer.Argument(help="cached images (repo:tag, repo@digest)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="the tar file to write")],
+    format: Annotated[str, typer.Option("--format", help="docker (docker load) or oci (oci-archive)")] = "docker",
+    cache_dir: CacheDir = None,
+    disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    no_agent: NoAgent = False,
+    debug: Debug = False,
+    config: Config = None,
+) -> None:
+    """Write cached images to a tar: a docker load compatible docker-archive, or an OCI archive."""
+    _commands.save(
+        images=images,
+        output=output,
+        format=format,
+        config=config,
+        flags=dict(
+            cache_dir=cache_dir,
+            disable_progress=disable_progress,
+            debug=debug or None,
+            agent=False if no_agent else None,
+        ),
+    )
+
+
+@app.command()
 def clean(
     images: Annotated[list[str] | None, typer.Argument(help="cached images to remove (repo:tag, repo@digest)")] = None,
     everything: Annotated[bool, typer.Option("--all", help="remove every image and partial download")] = False,

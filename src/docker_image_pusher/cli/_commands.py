@@ -15,7 +15,7 @@ from ..reference import Reference, parse_reference, reference_from_parts
 if TYPE_CHECKING:  # pydantic-settings costs ~0.3 s to import: only commands that need settings pay it
     from ..settings import Settings
 
-__all__ = ["clean", "extract", "list_images", "pull", "push", "server_status", "server_stop"]
+__all__ = ["clean", "extract", "list_images", "pull", "push", "save", "server_status", "server_stop"]
 
 
 def _read_password(password_stdin: bool, settings: Settings) -> str | None:
@@ -360,6 +360,37 @@ def list_images(*, json_output: bool, config: Path | None, flags: dict[str, Any]
             e.repository, e.reference, e.manifest_digest[:19], platforms, human_bytes(e.size), str(len(e.blobs))
         )
     Console().print(table)
+
+
+def save(*, images: list[str], output: Path, format: str, config: Path | None, flags: dict[str, Any]) -> None:
+    from ..settings import load_settings
+
+    settings = load_settings(flags, config)
+    _setup_debug_logging(settings.debug)
+    if format not in ("docker", "oci"):
+        raise UsageError(f"invalid --format {format!r}: docker or oci")
+    if not images:
+        raise UsageError("name at least one cached image to save")
+    from ..cache import Cache
+    from ..push import find_entry
+
+    cache = Cache(settings.cache_dir)
+    keys = [_cache_key(image) for image in images]
+    for key in keys:
+        find_entry(cache, key)  # a clear error before any flow runs
+    if not output.absolute().parent.is_dir():
+        raise UsageError(f"cannot write {output}: folder {output.absolute().parent} does not exist")
+    params = dict(keys=keys, out=str(output.absolute()), cache_dir=str(cache.root), format=format)
+    started = time.monotonic()
+    result = _run_flow("save", params, settings, None)
+    from ..progress.simple import human_bytes
+
+    for note in result.get("notes") or ():
+        sys.stderr.write(f"note: {note}\n")
+    print(
+        f"saved {', '.join(result['names'])} to {output} ({format}): {result['blobs']} blobs, "
+        f"{human_bytes(result['archive_bytes'])} in {time.monotonic() - started:.1f} s"
+    )
 
 
 def clean(*, images: list[str], everything: bool, dry_run: bool, config: Path | None, flags: dict[str, Any]) -> None:
