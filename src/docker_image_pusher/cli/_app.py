@@ -1,9 +1,12 @@
-"""The Typer app: commands and their flags. Each command builds Settings and hands off to a module."""
+"""The Typer app: commands and their flags. Each command hands its flags to _commands, which builds Settings.
+
+A flag left out is passed on as None, so that settings from the environment or the config file apply.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,12 +27,47 @@ server_app = typer.Typer(
 )
 app.add_typer(server_app, name="server")
 
-CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder [default: .cache]")]
+CacheDir = Annotated[Path | None, typer.Option("--cache-dir", help="cache folder [default: .cache]")]
 Config = Annotated[Path | None, typer.Option("--config", help="TOML config file")]
-NoAgent = Annotated[
-    bool, typer.Option("--no-agent", help="run the flow in this process instead of the warm local agent")
+NoAgent = Annotated[bool, typer.Option("--no-agent", help="run the flow in this process, not in the warm agent")]
+Debug = Annotated[bool, typer.Option("--debug", help="full tracebacks and protocol traces (secrets redacted)")]
+DisableProgress = Annotated[bool | None, typer.Option("--disable-progress", help="no progress display")]
+Registry = Annotated[
+    str | None, typer.Option("--registry", help="registry URL [default: https://registry-1.docker.io]")
 ]
-Debug = Annotated[bool, typer.Option("--debug", help="Full tracebacks and protocol traces (secrets redacted)")]
+Username = Annotated[str | None, typer.Option("-u", "--username")]
+Password = Annotated[str | None, typer.Option("-p", "--password", help="prefer --password-stdin")]
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")]
+SkipTls = Annotated[bool | None, typer.Option("--skip-tls", help="do not verify TLS certificates")]
+CaFile = Annotated[Path | None, typer.Option("--ca-file", help="CA bundle to verify the registry with")]
+RetryAttempts = Annotated[int | None, typer.Option("--retry-attempts", help="retries per task [default: 3]")]
+MaxConcurrent = Annotated[int | None, typer.Option("--max-concurrent", help="blobs at once [default: 6]")]
+
+
+def _run_flags(cache_dir: Path | None, disable_progress: bool | None, no_agent: bool, debug: bool) -> dict[str, Any]:
+    return dict(
+        cache_dir=cache_dir, disable_progress=disable_progress, debug=debug or None, agent=False if no_agent else None
+    )
+
+
+def _registry_flags(
+    registry: str | None,
+    username: str | None,
+    password: str | None,
+    skip_tls: bool | None,
+    ca_file: Path | None,
+    retry_attempts: int | None,
+    max_concurrent: int | None,
+) -> dict[str, Any]:
+    return dict(
+        registry=registry,
+        username=username,
+        password=password,
+        skip_tls=skip_tls,
+        ca_file=ca_file,
+        retry_attempts=retry_attempts,
+        max_concurrent=max_concurrent,
+    )
 
 
 @app.command()
@@ -39,23 +77,19 @@ def pull(
     ] = None,
     repository: Annotated[str | None, typer.Option("-r", "--repository", help="e.g. library/ubuntu")] = None,
     reference: Annotated[str | None, typer.Option("-t", "--reference", help="tag or digest [default: latest]")] = None,
-    registry: Annotated[
-        str | None, typer.Option("--registry", help="registry URL [default: https://registry-1.docker.io]")
-    ] = None,
-    username: Annotated[str | None, typer.Option("-u", "--username")] = None,
-    password: Annotated[str | None, typer.Option("-p", "--password", help="prefer --password-stdin")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
-    skip_tls: Annotated[bool | None, typer.Option("--skip-tls", help="do not verify TLS certificates")] = None,
-    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="CA bundle to verify the registry with")] = None,
+    registry: Registry = None,
+    username: Username = None,
+    password: Password = None,
+    password_stdin: PasswordStdin = False,
+    skip_tls: SkipTls = None,
+    ca_file: CaFile = None,
     platform: Annotated[
         list[str] | None, typer.Option("--platform", help="OS/ARCH[/VARIANT], repeatable [default: all]")
     ] = None,
     cache_dir: CacheDir = None,
-    retry_attempts: Annotated[
-        int | None, typer.Option("--retry-attempts", help="retries per task [default: 3]")
-    ] = None,
-    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="blobs at once [default: 6]")] = None,
-    disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    retry_attempts: RetryAttempts = None,
+    max_concurrent: MaxConcurrent = None,
+    disable_progress: DisableProgress = None,
     no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
@@ -68,18 +102,9 @@ def pull(
         password_stdin=password_stdin,
         config=config,
         flags=dict(
-            registry=registry,
-            username=username,
-            password=password,
-            skip_tls=skip_tls,
-            ca_file=ca_file,
+            **_registry_flags(registry, username, password, skip_tls, ca_file, retry_attempts, max_concurrent),
+            **_run_flags(cache_dir, disable_progress, no_agent, debug),
             platforms=platform or None,
-            cache_dir=cache_dir,
-            retry_attempts=retry_attempts,
-            max_concurrent=max_concurrent,
-            disable_progress=disable_progress,
-            debug=debug or None,
-            agent=False if no_agent else None,
         ),
     )
 
@@ -91,17 +116,15 @@ def push(
     repository: Annotated[str | None, typer.Option("-r", "--repository", help="target repository")] = None,
     tag: Annotated[str | None, typer.Option("-t", "--tag", help="target tag [default: the source's]")] = None,
     image: Annotated[str | None, typer.Option("--image", help="with a tar source: which image of several")] = None,
-    registry: Annotated[str | None, typer.Option("--registry", help="target registry URL")] = None,
-    username: Annotated[str | None, typer.Option("-u", "--username")] = None,
-    password: Annotated[str | None, typer.Option("-p", "--password", help="prefer --password-stdin")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="read the password from stdin")] = False,
-    skip_tls: Annotated[bool | None, typer.Option("--skip-tls", help="do not verify TLS certificates")] = None,
-    ca_file: Annotated[Path | None, typer.Option("--ca-file", help="CA bundle to verify the registry with")] = None,
+    registry: Registry = None,
+    username: Username = None,
+    password: Password = None,
+    password_stdin: PasswordStdin = False,
+    skip_tls: SkipTls = None,
+    ca_file: CaFile = None,
     cache_dir: CacheDir = None,
-    retry_attempts: Annotated[
-        int | None, typer.Option("--retry-attempts", help="retries per task [default: 3]")
-    ] = None,
-    max_concurrent: Annotated[int | None, typer.Option("--max-concurrent", help="blobs at once [default: 6]")] = None,
+    retry_attempts: RetryAttempts = None,
+    max_concurrent: MaxConcurrent = None,
     skip_existing: Annotated[
         bool, typer.Option("--skip-existing", help="skip blobs the registry has (the default; kept for the seed)")
     ] = False,
@@ -109,7 +132,7 @@ def push(
     chunk_size: Annotated[
         str | None, typer.Option("--chunk-size", help="upload in chunks of SIZE (e.g. 8MiB) instead of one PUT")
     ] = None,
-    disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    disable_progress: DisableProgress = None,
     no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
@@ -128,29 +151,10 @@ def push(
         chunk_size=chunk_size,
         config=config,
         flags=dict(
-            registry=registry,
-            username=username,
-            password=password,
-            skip_tls=skip_tls,
-            ca_file=ca_file,
-            cache_dir=cache_dir,
-            retry_attempts=retry_attempts,
-            max_concurrent=max_concurrent,
-            disable_progress=disable_progress,
-            debug=debug or None,
-            agent=False if no_agent else None,
+            **_registry_flags(registry, username, password, skip_tls, ca_file, retry_attempts, max_concurrent),
+            **_run_flags(cache_dir, disable_progress, no_agent, debug),
         ),
     )
-
-
-@app.command("list")
-def list_images(
-    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    cache_dir: CacheDir = None,
-    config: Config = None,
-) -> None:
-    """List the images in the cache."""
-    _commands.list_images(json_output=json_output, config=config, flags=dict(cache_dir=cache_dir))
 
 
 @app.command()
@@ -160,7 +164,7 @@ def extract(
     repository: Annotated[str | None, typer.Option("-r", "--repository", help="name for an untagged image")] = None,
     reference: Annotated[str | None, typer.Option("-t", "--reference", help="tag for an untagged image")] = None,
     cache_dir: CacheDir = None,
-    disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    disable_progress: DisableProgress = None,
     no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
@@ -172,12 +176,7 @@ def extract(
         repository=repository,
         reference=reference,
         config=config,
-        flags=dict(
-            cache_dir=cache_dir,
-            disable_progress=disable_progress,
-            debug=debug or None,
-            agent=False if no_agent else None,
-        ),
+        flags=_run_flags(cache_dir, disable_progress, no_agent, debug),
     )
 
 
@@ -187,7 +186,7 @@ def save(
     output: Annotated[Path, typer.Option("-o", "--output", help="the tar file to write")],
     format: Annotated[str, typer.Option("--format", help="docker (docker load) or oci (oci-archive)")] = "docker",
     cache_dir: CacheDir = None,
-    disable_progress: Annotated[bool | None, typer.Option("--disable-progress")] = None,
+    disable_progress: DisableProgress = None,
     no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
@@ -198,13 +197,18 @@ def save(
         output=output,
         format=format,
         config=config,
-        flags=dict(
-            cache_dir=cache_dir,
-            disable_progress=disable_progress,
-            debug=debug or None,
-            agent=False if no_agent else None,
-        ),
+        flags=_run_flags(cache_dir, disable_progress, no_agent, debug),
     )
+
+
+@app.command("list")
+def list_images(
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    cache_dir: CacheDir = None,
+    config: Config = None,
+) -> None:
+    """List the images in the cache."""
+    _commands.list_images(json_output=json_output, config=config, flags=dict(cache_dir=cache_dir))
 
 
 @app.command()
@@ -229,5 +233,5 @@ def server_status() -> None:
 
 @server_app.command("stop")
 def server_stop() -> None:
-    """Stop the local Prefect server."""
+    """Stop the local agent and the local Prefect server."""
     _commands.server_stop()
