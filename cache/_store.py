@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import IntegrityError, PusherError
+from ..errors import CacheError, IntegrityError
 from ..manifest import sha256_digest
 from ..reference import check_digest, check_repository, check_tag, is_digest
 from ._atomic import atomic_write_bytes, fsync_dir, publish_file
@@ -34,10 +34,6 @@ __all__ = ["Cache", "CacheError"]
 
 
 _CHUNK = 1 << 20
-
-
-class CacheError(PusherError):
-    exit_code = 8
 
 
 class Cache:

@@ -9,7 +9,8 @@
     │       ├── RegistryAuthError    exit 3
     │       └── RegistryNotFoundError exit 4
     ├── IntegrityError          exit 6   digest or size mismatch, oversized manifest
-    └── ArchiveError            exit 7   a tar or layout that is not a valid image
+    ├── ArchiveError            exit 7   a tar or layout that is not a valid image
+    └── CacheError              exit 8   the cache is damaged, incomplete, or its disk is full
 
 Every error has a one-line ``message`` for the user and a ``temporary`` flag: retries look only at
 ``temporary``; the CLI looks only at ``message`` and ``exit_code``. Messages never contain secrets.
@@ -17,12 +18,14 @@ Every error has a one-line ``message`` for the user and a ``temporary`` flag: re
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "ArchiveError",
     "AuthError",
+    "CacheError",
     "Diagnostic",
     "IntegrityError",
     "NotFoundError",
@@ -32,6 +35,7 @@ __all__ = [
     "RegistryNotFoundError",
     "TransferError",
     "UsageError",
+    "from_os_error",
 ]
 
 
@@ -87,6 +91,20 @@ class IntegrityError(PusherError):
 
 class ArchiveError(PusherError):
     exit_code = 7
+
+
+class CacheError(PusherError):
+    exit_code = 8
+
+
+def from_os_error(err: OSError) -> PusherError:
+    """A file-system failure as one line: a full disk is a cache problem, the rest names the file and the cause."""
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return CacheError(f"no space left on device{where}; free some space or use another --cache-dir")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CacheError(f"cannot write{where}: {err.strerror}")
+    return PusherError(f"{err.strerror or err}{where}")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import PusherError
+from ..errors import PusherError, from_os_error
 from ..progress.events import Event, close_channel, open_channel
 from ._protocol import event_to_json, read_message, write_message
 
@@ -117,6 +117,9 @@ class _Agent:
             reply: dict[str, Any] = {"type": "result", "result": dataclasses.asdict(result)}
         except PusherError as err:
             reply = {"type": "error", "message": err.message, "exit_code": err.exit_code}
+        except OSError as err:
+            mapped = from_os_error(err)
+            reply = {"type": "error", "message": mapped.message, "exit_code": mapped.exit_code}
         except Exception as err:
             log.exception("run failed")
             reply = {"type": "error", "message": f"unexpected {type(err).__name__}: {err}", "exit_code": 1}

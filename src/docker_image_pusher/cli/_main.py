@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from ..errors import PusherError
+from ..errors import PusherError, from_os_error
 from ._app import app
 
 __all__ = ["main"]
@@ -51,6 +51,13 @@ def run(argv: list[str]) -> int:
         return _fail(err.format_message().replace("\n", " "), 2)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except OSError as err:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        mapped = from_os_error(err)
+        return _fail(mapped.message, mapped.exit_code)
     except Exception as err:
         if debug:
             import traceback
