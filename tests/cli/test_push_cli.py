@@ -142,7 +142,8 @@ def test_a_connection_dropped_mid_upload_is_recovered(
     _pull(cli_with_server, plain_registry, f"{unique_repo}:src", cache)
     extra = ("--chunk-size", "1MiB") if chunked else ()
     with start_proxy(plain_registry) as proxy:
-        proxy.cut_after_bytes(int(2.5 * MIB), to_server=True)  # the upload's body breaks once, half-way
+        # The upload's body breaks once, part-way (1 MiB chunks may spread over pooled connections: cut early).
+        proxy.cut_after_bytes(int(1.5 * MIB if chunked else 2.5 * MIB), to_server=True)
         r = cli_with_server("push", "-s", f"{unique_repo}:src", proxy.ref(f"{unique_repo}/dst:v1"), "--registry",
                             proxy.url, "--cache-dir", str(cache), "--retry-attempts", "2", *extra)  # fmt: skip
         assert r.returncode == 0, r.stderr
@@ -151,4 +152,4 @@ def test_a_connection_dropped_mid_upload_is_recovered(
     assert inspect_digest(plain_registry, f"{unique_repo}/dst:v1") == image.manifest_digest
     # distribution cancels an upload session whose size no longer matches its state after a broken PATCH,
     # so the blob is sent again in full once: never more than that.
-    assert sent < 2.5 * MIB + image.layer_sizes[0] + 256 * 1024
+    assert sent < 2 * image.layer_sizes[0] + 512 * 1024

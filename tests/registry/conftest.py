@@ -119,6 +119,7 @@ class FakeRegistry:
         self.interrupt_patch_after: int | None = None  # keep this many bytes of the next PATCH, then drop
         self.patch_416_once = False
         self.strict_state_offset = False
+        self.lose_sessions = 0  # the next N PATCHes find their session gone (404 BLOB_UPLOAD_UNKNOWN)
         self.mount_enabled = True
         self.blob_overrides: dict[str, Callable[[httpx.Request], httpx.Response]] = {}
         self.manifest_headers: dict[str, str] = {}
@@ -387,6 +388,10 @@ class FakeRegistry:
 
     def patch(self, request: httpx.Request, name: str, upload_id: str, upload: Upload) -> httpx.Response:
         body = request.content
+        if self.lose_sessions:
+            self.lose_sessions -= 1
+            del self.uploads[upload_id]
+            return httpx.Response(404, json=error_body("BLOB_UPLOAD_UNKNOWN", "blob upload unknown"))
         content_range = request.headers.get("Content-Range", "")
         start, _, end = content_range.partition("-")
         if self.patch_416_once or int(start) != len(upload.data) or int(end) - int(start) + 1 != len(body):

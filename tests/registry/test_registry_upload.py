@@ -136,6 +136,18 @@ def test_an_interrupted_patch_on_a_strict_registry_restarts_in_a_new_session(fak
     assert sum(progress) == len(DATA)
 
 
+def test_a_session_the_registry_dropped_is_restarted_once(fake):
+    fake.lose_sessions = 1
+    source = upload(fake, chunk_size=4 * 1024 * 1024)
+    assert len(fake.registry_requests("POST")) == 2 and source.opened == [0, 0]
+
+
+def test_a_session_dropped_twice_is_an_error(fake):
+    fake.lose_sessions = 2
+    with fake.client() as client, pytest.raises(RegistryError, match="BLOB_UPLOAD_UNKNOWN"):
+        client.upload_blob("team/app", fake.sha256(DATA), len(DATA), Source(DATA), chunk_size=4 * 1024 * 1024)
+
+
 def test_persistent_failures_give_up(fake):
     original = fake.patch
 

@@ -237,6 +237,16 @@ class Upload:
                     elif response.status_code in (401, 416):
                         location = location_of(response, action=self.action, required=False) or location
                         failure = error_from_response(response, action=self.action)
+                    elif response.status_code == 404 and not restarted:
+                        # The registry dropped the session (distribution cancels one resumed at an offset that
+                        # no longer matches what it holds, e.g. after a PATCH broke halfway): start over once.
+                        restarted = True
+                        source.close()
+                        source = None
+                        location, min_chunk = self.new_session()
+                        chunk = max(chunk, min_chunk or 0)
+                        offset = 0
+                        continue
                     else:
                         raise error_from_response(response, action=self.action)
                 failures += 1
