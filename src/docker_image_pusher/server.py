@@ -165,7 +165,18 @@ def _wait_healthy(info: ServerInfo, timeout: float) -> bool:
     return False
 
 
+def _is_our_server(pid: int) -> bool:
+    """Guards against a recycled pid: the process must still be a uvicorn running Prefect's API."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"uvicorn" in cmdline and b"prefect.server.api.server" in cmdline
+
+
 def _terminate(pid: int) -> None:
+    if not _is_our_server(pid):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
@@ -190,7 +201,7 @@ def stop_server() -> bool:
     info = _read_info()
     if info is None:
         return False
-    stopped = _alive(info.pid)
+    stopped = _alive(info.pid) and _is_our_server(info.pid)
     if stopped:
         _terminate(info.pid)
     with contextlib.suppress(FileNotFoundError):
