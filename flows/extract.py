@@ -27,11 +27,13 @@ def extract_flow(
     reference: str | None = None,
     retry_attempts: int = 0,
     progress: str | None = None,
+    single: bool = False,
 ) -> ExtractResult:
     """path: a docker save / OCI archive tar (.tar.gz too) or an OCI layout folder; image: pick one by name or
-    digest; repository/reference: the name for an image the archive does not name; progress: event channel."""
+    digest; repository/reference: the name for the picked (or only) image, or with single=True (exactly one image)
+    only for an image the archive does not name; progress: event channel."""
     with gc_lock(Cache(cache_dir), exclusive=False):  # a concurrent clean collects no file of this run
-        plan = scan_and_plan.submit(path, cache_dir, image, repository, reference, progress).result()
+        plan = scan_and_plan.submit(path, cache_dir, image, repository, reference, progress, single).result()
         try:
             blob_task = extract_blob.with_options(**retry_options(retry_attempts))
             futures = [blob_task.submit(blob, cache_dir, progress) for blob in plan.blobs]

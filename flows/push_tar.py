@@ -31,7 +31,13 @@ def push_tar_flow(
     """repository/tag default to the name the archive gives the image; image picks one of several."""
     # The target's name also names an image the archive leaves unnamed (an oci-archive tagged "v1" only).
     extracted = extract_flow(
-        path=path, cache_dir=cache_dir, image=image, repository=repository, reference=tag, progress=progress
+        path=path,
+        cache_dir=cache_dir,
+        image=image,
+        repository=repository,
+        reference=tag,
+        progress=progress,
+        single=True,
     )
     if len(extracted.keys) != 1:
         names = ", ".join(extracted.keys)

@@ -23,8 +23,9 @@ def scan_and_plan(
     repository: str | None = None,
     reference: str | None = None,
     progress: str | None = None,
+    single: bool = False,
 ) -> ExtractPlan:
-    plan = plan_extract(path, Cache(cache_dir), image, repository, reference)
+    plan = plan_extract(path, Cache(cache_dir), image, repository, reference, single=single)
     announce(plan, channel(progress))
     logger = get_run_logger()
     logger.info(

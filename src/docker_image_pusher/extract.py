@@ -68,11 +68,15 @@ def plan_extract(
     image: str | None = None,
     repository: str | None = None,
     reference: str | None = None,
+    *,
+    single: bool = False,
 ) -> ExtractPlan:
-    """The caller owns the returned plan's ``archive.discard()`` (it removes a decompressed .tar.gz copy)."""
+    """The caller owns the returned plan's ``archive.discard()`` (it removes a decompressed .tar.gz copy).
+
+    single=True: exactly one image, named by repository/reference only if the archive does not name it."""
     archive = scan_archive(path, work_dir=cache.tmp_dir)
     try:
-        images = select_images(archive, image, repository, reference)
+        images = select_images(archive, image, repository, reference, single=single)
     except BaseException:
         archive.discard()
         raise

@@ -51,6 +51,10 @@ def test_push_from_a_tar_of_several_images_needs_image(
     assert r.returncode == 2 and "--image" in r.stderr, r.stderr
     r = cli_with_server("push", "-s", str(archive), "--image", "team/two:v1", "-r", unique_repo, "-t", "v1", *base)
     assert r.returncode == 0, r.stderr
+    cached = [
+        e["key"] for e in json.loads(cli_with_server("list", "--json", "--cache-dir", str(tmp_path / "cache")).stdout)
+    ]
+    assert cached == ["team/two/v1"]  # a named image keeps its own name in the cache; the target names the push
     assert json.loads(inspect_raw(plain_registry, f"{unique_repo}:v1"))["config"]["digest"] == two.config_digest
 
 

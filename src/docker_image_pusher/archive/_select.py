@@ -39,8 +39,25 @@ class NamedImage:
 
 
 def select_images(
-    index: ArchiveIndex, image: str | None = None, repository: str | None = None, reference: str | None = None
+    index: ArchiveIndex,
+    image: str | None = None,
+    repository: str | None = None,
+    reference: str | None = None,
+    *,
+    single: bool = False,
 ) -> tuple[NamedImage, ...]:
+    """single=True (a push from a tar): exactly one image, picked by ``image`` unless the archive holds only
+    one; repository/reference name it only when the archive does not."""
+    if single:
+        if image is None and len(index.images) > 1:
+            names = ", ".join(str(n) for i in index.images for n in i.full_names[:1]) or "unnamed"
+            raise UsageError(f"the archive holds {len(index.images)} images ({names}); pick one with --image")
+        try:
+            return _one_per_key(_select(index.images, image, None, None))
+        except UsageError:
+            if not repository:
+                raise
+        # an image without a name of its own: the given name is for it
     return _one_per_key(_select(index.images, image, repository, reference))
 
 
