@@ -105,3 +105,19 @@ def test_a_second_pull_is_served_by_the_same_warm_agent(
     assert {p.read_text() for p in state.glob("*.pid")} == pids
     for pid in pids:
         os.kill(int(pid), 0)  # still alive, waiting for the next run
+
+
+def test_when_the_agent_cannot_be_used_the_run_goes_in_process(
+    prefect_api, plain_registry, sample_image, unique_repo, tmp_path
+):
+    image = sample_image([100])
+    copy_layout_to_registry(image, plain_registry, f"{unique_repo}:v1")
+    from cli.conftest import TOOL
+
+    state = tmp_path / ("a-very-long-state-folder-name-" * 4)  # too long for a Unix socket path
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DOCKER_IMAGE_PUSHER_"))}
+    env.update(PREFECT_API_URL=prefect_api, DOCKER_IMAGE_PUSHER_STATE_DIR=str(state), HOME=str(tmp_path))
+    r = subprocess.run([*TOOL, "pull", plain_registry.ref(f"{unique_repo}:v1"), "--cache-dir", str(tmp_path / "c")],
+                       env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "running in this process" in r.stderr and "cached " in r.stdout

@@ -8,6 +8,6 @@ installed code changes. A run whose CLI goes away (Ctrl-C, SIGKILL) is cancelled
 keeps its partial downloads for the next run to resume.
 """
 
-from ._client import run_in_agent, stop_agents
+from ._client import AgentUnavailable, run_in_agent, stop_agents
 
-__all__ = ["run_in_agent", "stop_agents"]
+__all__ = ["AgentUnavailable", "run_in_agent", "stop_agents"]

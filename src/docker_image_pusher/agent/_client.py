@@ -18,9 +18,16 @@ from ..errors import PusherError
 from ..progress.events import Event
 from ._protocol import event_from_json, read_message, write_message
 
-__all__ = ["run_in_agent", "stop_agents"]
+__all__ = ["AgentUnavailable", "run_in_agent", "stop_agents"]
 
 _START_TIMEOUT = 120.0
+_MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes on Linux
+
+
+class AgentUnavailable(PusherError):
+    """The agent could not be reached or started; nothing was sent, so the run can go in-process instead."""
+
+
 _PACKAGE = Path(__file__).resolve().parent.parent
 
 
@@ -78,7 +85,7 @@ def _start(path: Path, api_url: str) -> socket.socket:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-        raise PusherError(f"the docker-image-pusher agent did not start; see {log_path}")
+        raise AgentUnavailable(f"the docker-image-pusher agent did not start; see {log_path}")
 
 
 def run_in_agent(
@@ -94,6 +101,8 @@ def run_in_agent(
 
     api_url = os.environ.get("PREFECT_API_URL") or ensure_server()
     path = _agent_dir() / f"{_fingerprint(api_url)}.sock"
+    if len(str(path).encode()) > _MAX_SOCKET_PATH:
+        raise AgentUnavailable(f"the state folder's path is too long for a Unix socket: {path}")
     sock = _connect(path) or _start(path, api_url)
     request: dict[str, Any] = {"op": "run", "flow": flow, "params": params, "max_concurrent": max_concurrent}
     if credentials:

@@ -294,15 +294,18 @@ def _run_flow(
     view = None if settings.disable_progress else SimpleProgress()
     try:
         if settings.agent and not settings.debug:
-            from ..agent import run_in_agent
+            from ..agent import AgentUnavailable, run_in_agent
 
-            return run_in_agent(
-                flow,
-                params,
-                max_concurrent=settings.max_concurrent,
-                credentials=credentials,
-                on_event=view or (lambda event: None),
-            )
+            try:
+                return run_in_agent(
+                    flow,
+                    params,
+                    max_concurrent=settings.max_concurrent,
+                    credentials=credentials,
+                    on_event=view or (lambda event: None),
+                )
+            except AgentUnavailable as err:  # nothing was sent to it: run here instead
+                sys.stderr.write(f"note: {err.message}; running in this process\n")
         return _run_in_process(flow, params, settings, credentials, view)
     finally:
         if view:
