@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import uuid
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["atomic_write_bytes", "fsync_dir", "publish_file", "umask"]
+__all__ = ["atomic_write_bytes", "fsync_dir", "new_temp", "publish_file"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -28,34 +29,25 @@ def publish_file(tmp: Path, dest: Path) -> None:
     fsync_dir(dest.parent)
 
 
+def new_temp(directory: Path, prefix: str, suffix: str = ".tmp") -> tuple[BinaryIO, Path]:
+    """A new, empty file in ``directory`` opened for writing. Created 0666 so that the process's umask applies,
+    as for any other file (mkstemp's 0600 would need a chmod, and reading the umask races with threads)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{prefix}{uuid.uuid4().hex}{suffix}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    return os.fdopen(fd, "wb"), path
+
+
 def atomic_write_bytes(dest: Path, data: bytes, tmp_dir: Path) -> None:
     """Write ``data`` to ``dest`` through a temp file in ``tmp_dir`` (same file system as ``dest``)."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=tmp_dir, prefix=".write-", suffix=".tmp")
-    tmp = Path(name)
+    f, tmp = new_temp(tmp_dir, ".write-")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp creates files 0600; cache files follow the process's umask like any other file.
-        os.chmod(tmp, 0o666 & ~umask())
         publish_file(tmp, dest)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-
-
-def umask() -> int:
-    """The process umask, read without changing it (os.umask() would race with other threads)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

@@ -84,9 +84,8 @@ def plan_clean(cache: Cache, keys: list[str], *, everything: bool, can_collect: 
         if path.is_file():
             plan.delete_files.append(path)
     if cache.tmp_dir.is_dir():
-        for path in sorted(cache.tmp_dir.iterdir()):
-            if path.is_file() and path.name.startswith((".write-", ".ingest-")):
-                plan.delete_files.append(path)  # no operation is running: nobody is writing these
+        # With the exclusive lock no operation is running: every temp file left in tmp/ is a crash's leftover.
+        plan.delete_files.extend(p for p in sorted(cache.tmp_dir.iterdir()) if p.is_file())
         if everything and (cache.tmp_dir / "partial").is_dir():
             plan.delete_files.extend(p for p in sorted((cache.tmp_dir / "partial").iterdir()) if p.is_file())
     return plan

@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -25,8 +24,7 @@ from typing import BinaryIO
 from ..errors import CacheError, IntegrityError
 from ..manifest import sha256_digest
 from ..reference import check_digest, check_repository, check_tag, is_digest
-from ._atomic import atomic_write_bytes, fsync_dir, publish_file
-from ._atomic import umask as _umask
+from ._atomic import atomic_write_bytes, fsync_dir, new_temp, publish_file
 from ._entry import ImageEntry, entry_key
 from ._lock import exclusive_lock, try_exclusive_lock
 
@@ -98,13 +96,11 @@ class Cache:
         """
         if self.has_blob(digest, size):
             return self.blob_path(digest)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.tmp_dir, prefix=".ingest-", suffix=".tmp")
-        tmp = Path(name)
+        out, tmp = new_temp(self.tmp_dir, ".ingest-")
         try:
             hasher = hashlib.sha256()
             remaining = size
-            with os.fdopen(fd, "wb") as out:
+            with out:
                 while remaining:
                     chunk = reader.read(min(remaining, _CHUNK))
                     if not chunk:
@@ -119,7 +115,6 @@ class Cache:
             actual = "sha256:" + hasher.hexdigest()
             if actual != digest:
                 raise IntegrityError(f"blob {digest}: content has digest {actual}")
-            os.chmod(tmp, 0o666 & ~_umask())
             return self.commit_blob(digest, tmp, size)
         except BaseException:
             self.remove_file(tmp)

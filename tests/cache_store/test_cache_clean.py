@@ -52,12 +52,14 @@ def test_garbage_collection_alone_deletes_only_unreferenced_files(tmp_path):
     _image(cache, "team/a", "v1", [b"kept"])
     cache.put_blob_bytes(_digest(b"orphan"), b"orphan")  # e.g. a manifest stored by a pull that then failed
     (tmp_path / "tmp" / ".write-dead.tmp").write_bytes(b"left by a crash")
+    (tmp_path / "tmp" / ".extract-dead.tar").write_bytes(b"a crashed extract's inflated .tar.gz")
     (tmp_path / "tmp" / "partial").mkdir(parents=True, exist_ok=True)
     (tmp_path / "tmp" / "partial" / ("ab" * 32)).write_bytes(b"resumable")
     plan = plan_clean(cache, [], everything=False, can_collect=True)
     execute_clean(cache, plan)
     assert not cache.has_blob(_digest(b"orphan")) and cache.has_blob(_digest(b"kept"))
     assert not (tmp_path / "tmp" / ".write-dead.tmp").exists()
+    assert not (tmp_path / "tmp" / ".extract-dead.tar").exists()
     assert (tmp_path / "tmp" / "partial" / ("ab" * 32)).exists()  # kept for a resume; --all removes it
 
 

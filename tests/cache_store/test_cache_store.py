@@ -108,9 +108,9 @@ def test_ingest_streams_verifies_and_publishes(tmp_path):
     seen: list[int] = []
     path = cache.ingest(_digest(data), len(data), io.BytesIO(data), on_progress=seen.append)
     assert path.read_bytes() == data and sum(seen) == len(data)
-    from docker_image_pusher.cache._atomic import umask
-
-    assert path.stat().st_mode & 0o777 == 0o666 & ~umask()  # the process's umask, not mkstemp's 0600
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # the process's umask, not mkstemp's 0600
 
 
 @pytest.mark.parametrize("case", ["wrong-bytes", "short"])

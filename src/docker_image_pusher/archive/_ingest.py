@@ -11,13 +11,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO, cast
 
-from ..cache import Cache
+from ..cache import Cache, new_temp
 from ..errors import ArchiveError, IntegrityError
 from ..progress.events import ProgressBus, TransferFinished, TransferProgress, TransferStarted
 from ._gzip_diff_id import GzipDiffId
@@ -67,10 +65,9 @@ def _ingest_known(cache: Cache, blob: ArchiveBlob, digest: str, progress: Callab
 
 
 def _ingest_hashing(cache: Cache, blob: ArchiveBlob, progress: Callable[[int], None]) -> tuple[str, bool]:
-    cache.tmp_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.tmp_dir / f".extract-{uuid.uuid4().hex}.tmp"
+    out, tmp = new_temp(cache.tmp_dir, ".extract-")
     try:
-        digest = _copy_hashing(blob, tmp, progress)
+        digest = _copy_hashing(blob, out, progress)
         if cache.has_blob(digest, blob.size):
             tmp.unlink()
             return digest, False
@@ -82,11 +79,10 @@ def _ingest_hashing(cache: Cache, blob: ArchiveBlob, progress: Callable[[int], N
         raise
 
 
-def _copy_hashing(blob: ArchiveBlob, tmp: Path, progress: Callable[[int], None]) -> str:
+def _copy_hashing(blob: ArchiveBlob, out: BinaryIO, progress: Callable[[int], None]) -> str:
     sha = hashlib.sha256()
     diff = GzipDiffId(blob.data.name) if blob.diff_id else None
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for any cache file
-    with os.fdopen(fd, "wb") as out, BoundedReader(blob.data) as reader:
+    with out, BoundedReader(blob.data) as reader:
         while chunk := reader.read(_CHUNK):
             sha.update(chunk)
             if diff:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..cache._atomic import fsync_dir, umask
+from ..cache import fsync_dir, new_temp
 from ..errors import UsageError
 
 __all__ = ["atomic_output"]
@@ -23,15 +22,12 @@ __all__ = ["atomic_output"]
 def atomic_output(out: Path) -> Iterator[BinaryIO]:
     if out.is_dir():
         raise UsageError(f"{out} is a folder: give the path of the tar file to write")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial")
-    tmp = Path(name)
+    f, tmp = new_temp(out.parent, f".{out.name}.", ".partial")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with f:
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes 0600; the archive follows the umask like any file
         os.replace(tmp, out)
         fsync_dir(out.parent)
     except BaseException:
