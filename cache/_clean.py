@@ -9,14 +9,14 @@ and the next clean collects them. The kernel drops a dead process's lock, so a c
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import NotFoundError
 from ._entry import ImageEntry
+from ._lock import file_lock
 from ._store import Cache
 
 __all__ = ["CleanPlan", "execute_clean", "gc_lock", "plan_clean"]
@@ -43,21 +43,9 @@ def referenced_digests(entries: dict[str, ImageEntry]) -> set[str]:
     return out
 
 
-@contextlib.contextmanager
-def gc_lock(cache: Cache, *, exclusive: bool, blocking: bool = True) -> Iterator[bool]:
+def gc_lock(cache: Cache, *, exclusive: bool, blocking: bool = True) -> AbstractContextManager[bool]:
     """Shared for operations, exclusive for garbage collection. Yields whether the lock was taken."""
-    cache.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(cache.root / ".gc.lock", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        flags = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if blocking else fcntl.LOCK_NB)
-        try:
-            fcntl.flock(fd, flags)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
+    return file_lock(cache.root / ".gc.lock", shared=not exclusive, blocking=blocking)
 
 
 def plan_clean(cache: Cache, keys: list[str], *, everything: bool, can_collect: bool) -> CleanPlan:

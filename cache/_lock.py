@@ -9,35 +9,36 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-__all__ = ["exclusive_lock", "try_exclusive_lock"]
+__all__ = ["exclusive_lock", "file_lock", "try_exclusive_lock"]
 
 
 @contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing), waiting for it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def try_exclusive_lock(path: Path) -> Iterator[bool]:
-    """Try to lock ``path`` without waiting; yields whether we got it."""
+def file_lock(path: Path, *, shared: bool = False, blocking: bool = True) -> Iterator[bool]:
+    """Lock ``path`` (created if missing), shared or exclusive; yields whether the lock was taken, which is
+    always True when ``blocking``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
         yield True
     finally:
         os.close(fd)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing), waiting for it."""
+    with file_lock(path):
+        yield
+
+
+def try_exclusive_lock(path: Path) -> AbstractContextManager[bool]:
+    """Try to lock ``path`` without waiting; yields whether we got it."""
+    return file_lock(path, blocking=False)
