@@ -55,7 +55,8 @@ def resolve_image(client: RegistryClient, cache: Cache, ref: Reference, platform
 def _resolve_index(
     client: RegistryClient, cache: Cache, ref: Reference, index: ImageIndex, digest: str, platforms: list[Platform]
 ) -> ImagePlan:
-    chosen = index.select(platforms)
+    every = index.select([])
+    chosen = index.select(platforms) if platforms else every
     if not chosen:
         raise IntegrityError(f"{ref}: the index lists no image manifests")
     children: list[ChildManifest] = []
@@ -75,7 +76,7 @@ def _resolve_index(
         )
         jobs += blob_jobs(child)
     base = dict(registry=ref.registry, repository=ref.repository, reference=ref.reference, source_digest=digest)
-    if len(chosen) == len(index.select([])):
+    if len(chosen) == len(every):
         return ImagePlan(
             **base,
             manifest_digest=digest,
@@ -131,15 +132,18 @@ def fetch_blob(client: RegistryClient, cache: Cache, repository: str, job: BlobJ
         bus.publish(TransferFinished(job.digest, 0, "cached"))
         return BlobOutcome(job.digest, job.size, 0, "cached")
     bus.raise_if_cancelled()
+    received = 0  # bytes that came over the network this time (a resume, or a restart, changes it)
     with cache.partial_blob(job.digest) as partial:
         resumed = partial.stat().st_size if partial.exists() else 0
         bus.publish(TransferStarted(job.digest, job.size, resumed_from=min(resumed, job.size)))
 
         def progress(delta: int) -> None:
+            nonlocal received
             bus.raise_if_cancelled()
+            received += max(delta, 0)  # a negative delta takes back resumed bytes that were thrown away
             bus.publish(TransferProgress(job.digest, delta))
 
         client.download_blob(repository, job.digest, partial, expected_size=job.size, on_progress=progress)
         cache.commit_blob(job.digest, partial, job.size)
-    bus.publish(TransferFinished(job.digest, job.size - resumed, "downloaded"))
-    return BlobOutcome(job.digest, job.size, job.size - resumed, "downloaded")
+    bus.publish(TransferFinished(job.digest, received, "downloaded"))
+    return BlobOutcome(job.digest, job.size, received, "downloaded")

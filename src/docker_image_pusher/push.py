@@ -73,8 +73,8 @@ class PushOutcome:
     outcome: str  # "skipped" (already there), "mounted", "uploaded"
 
 
-def find_entry(cache: Cache, key: str) -> ImageEntry:
-    entries = cache.entries()
+def find_entry(cache: Cache, key: str, entries: dict[str, ImageEntry] | None = None) -> ImageEntry:
+    entries = cache.entries() if entries is None else entries
     entry = entries.get(key)
     if entry is None:
         have = ", ".join(sorted(entries)[:10]) or "the cache is empty"
@@ -83,7 +83,8 @@ def find_entry(cache: Cache, key: str) -> ImageEntry:
 
 
 def plan_push(cache: Cache, key: str, registry: str, repository: str) -> PushPlan:
-    entry = find_entry(cache, key)
+    entries = cache.entries()
+    entry = find_entry(cache, key, entries)
     for digest, blob in entry.blobs.items():
         if not cache.has_blob(digest, blob.size):
             raise IntegrityError(f"image {key}: blob {digest} is missing from the cache or has the wrong size")
@@ -93,7 +94,7 @@ def plan_push(cache: Cache, key: str, registry: str, repository: str) -> PushPla
     if not cache.has_blob(entry.manifest_digest):
         raise IntegrityError(f"image {key}: manifest {entry.manifest_digest} is missing from the cache")
     holders: dict[str, str] = {}
-    for other in cache.entries().values():
+    for other in entries.values():
         if other.registry == registry and other.repository != repository:
             for digest in other.blobs:
                 holders.setdefault(digest, other.repository)
