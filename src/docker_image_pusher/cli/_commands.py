@@ -108,13 +108,9 @@ def pull(
         cache_dir=str(cache.root),
         **_connection(settings, scheme),
     )
-    started = time.monotonic()
-    result = _run_flow("pull", params, settings, credentials)
-    elapsed = time.monotonic() - started
+    result, elapsed = _run_flow("pull", params, settings, credentials)
     from ..progress.simple import human_bytes
 
-    if result.get("note"):
-        sys.stderr.write(f"note: {result['note']}\n")
     print(
         f"cached {result['key']} {result['manifest_digest']}: {result['blobs']} blobs "
         f"({result['downloaded']} downloaded, {result['cached']} already cached), "
@@ -122,12 +118,19 @@ def pull(
     )
 
 
-def _cache_key(source: str) -> str:
-    """A cached image as the user names it (repo:tag, repo@digest, or a full reference) -> its index.json key."""
+def _cached_image(source: str) -> Reference:
+    """A cached image as the user names it: repo:tag, repo@digest, or a full reference (its host is ignored)."""
     from ..reference import DOCKER_HUB_API_HOST
 
-    ref = parse_reference(source, default_registry=DOCKER_HUB_API_HOST)
-    return f"{ref.repository}/{ref.reference}"
+    return parse_reference(source, default_registry=DOCKER_HUB_API_HOST)
+
+
+def _cache_key(source: str) -> str:
+    """The index.json key of a cached image as the user names it."""
+    from ..cache import entry_key
+
+    ref = _cached_image(source)
+    return entry_key(ref.repository, ref.reference)
 
 
 def push(
@@ -152,13 +155,13 @@ def push(
     chunk = parse_size(chunk_size) if chunk_size else None
     if Path(source).exists():
         return _push_tar(Path(source), target, repository, tag, password_stdin, image, chunk, force_upload, settings)
+    cached = _cached_image(source)
     key = _cache_key(source)
-    source_repository, _, source_reference = key.rpartition("/")
     if target:
         ref, scheme = _resolve_reference(target, None, None, settings.registry)
     else:
         ref, scheme = _resolve_reference(
-            None, repository or source_repository, tag or source_reference, settings.registry
+            None, repository or cached.repository, tag or cached.reference, settings.registry
         )
     credentials = _credentials(password_stdin, settings)
     from ..cache import Cache
@@ -177,11 +180,7 @@ def push(
     from ..push import find_entry
 
     find_entry(cache, key)  # a clear error before any flow runs
-    started = time.monotonic()
-    result = _run_flow("push", params, settings, credentials)
-    elapsed = time.monotonic() - started
-
-    _print_push(result, elapsed)
+    _print_push(*_run_flow("push", params, settings, credentials))
 
 
 def _print_push(result: dict[str, Any], elapsed: float) -> None:
@@ -234,9 +233,7 @@ def _push_tar(
         chunk_size=chunk,
         **_connection(settings, scheme),
     )
-    started = time.monotonic()
-    result = _run_flow("push-tar", params, settings, credentials)
-    _print_push(result, time.monotonic() - started)
+    _print_push(*_run_flow("push-tar", params, settings, credentials))
 
 
 def extract(
@@ -271,13 +268,9 @@ def extract(
         repository=repository,
         reference=reference,
     )
-    started = time.monotonic()
-    result = _run_flow("extract", params, settings, None)
-    elapsed = time.monotonic() - started
+    result, elapsed = _run_flow("extract", params, settings, None)
     from ..progress.simple import human_bytes
 
-    for note in result.get("notes") or ():
-        sys.stderr.write(f"note: {note}\n")
     print(
         f"cached {', '.join(result['keys'])} from {file}: {result['blobs']} blobs "
         f"({result['extracted']} extracted, {result['cached']} already cached), "
@@ -287,8 +280,20 @@ def extract(
 
 def _run_flow(
     flow: str, params: dict[str, Any], settings: Settings, credentials: tuple[str, str] | None
+) -> tuple[dict[str, Any], float]:
+    """Run a flow in the agent (the default) or in this process (--no-agent, --debug), show its progress and
+    its notes; returns its result and how long it took."""
+    started = time.monotonic()
+    result = _run_flow_with_progress(flow, params, settings, credentials)
+    notes = result.get("notes") or ([result["note"]] if result.get("note") else [])
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    return result, time.monotonic() - started
+
+
+def _run_flow_with_progress(
+    flow: str, params: dict[str, Any], settings: Settings, credentials: tuple[str, str] | None
 ) -> dict[str, Any]:
-    """Run a flow in the agent (the default) or in this process (--no-agent, --debug); show its progress."""
     from ..progress.simple import SimpleProgress
 
     view = None if settings.disable_progress else SimpleProgress()
@@ -384,15 +389,12 @@ def save(*, images: list[str], output: Path, format: str, config: Path | None, f
     if not output.absolute().parent.is_dir():
         raise UsageError(f"cannot write {output}: folder {output.absolute().parent} does not exist")
     params = dict(keys=keys, out=str(output.absolute()), cache_dir=str(cache.root), format=format)
-    started = time.monotonic()
-    result = _run_flow("save", params, settings, None)
+    result, elapsed = _run_flow("save", params, settings, None)
     from ..progress.simple import human_bytes
 
-    for note in result.get("notes") or ():
-        sys.stderr.write(f"note: {note}\n")
     print(
         f"saved {', '.join(result['names'])} to {output} ({format}): {result['blobs']} blobs, "
-        f"{human_bytes(result['archive_bytes'])} in {time.monotonic() - started:.1f} s"
+        f"{human_bytes(result['archive_bytes'])} in {elapsed:.1f} s"
     )
 
 
