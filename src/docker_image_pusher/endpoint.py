@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Endpoint",
     "client_for",
-    "close_clients",
     "forget_credentials",
     "parse_registry_url",
     "register_credentials",
@@ -97,10 +96,3 @@ def client_for(endpoint: Endpoint) -> RegistryClient:
             )
             _clients[endpoint] = client
         return client
-
-
-def close_clients() -> None:
-    with _lock:
-        for client in _clients.values():
-            client.close()
-        _clients.clear()
