@@ -28,7 +28,6 @@ dir are removed at the end.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import importlib.util
 import os
@@ -51,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
+from proc_stats import reset_peak_rss, status_kib  # noqa: E402
 from rig.images import build_image  # noqa: E402
 from rig.registry import RunningRegistry, start_plain_registry  # noqa: E402
 from rig.skopeo import copy_layout_to_registry  # noqa: E402
@@ -59,18 +59,6 @@ from docker_image_pusher.registry import RegistryClient, _client, _download  # n
 
 MIB = 1 << 20
 REPO = "bench/micro"
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak_rss() -> None:
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
 
 
 def _cpu_seconds(children: bool) -> float:
@@ -99,15 +87,15 @@ class Row:
         self.fsync_wait_s: list[float] = []
 
     def time(self, run: Callable[[], None], *, subprocess_cpu: bool = False) -> None:
-        _reset_peak_rss()
-        rss_before = _status_kib("VmRSS")
+        reset_peak_rss()
+        rss_before = status_kib("VmRSS")
         cpu_before = _cpu_seconds(subprocess_cpu)
         started = time.perf_counter()
         run()
         self.seconds.append(time.perf_counter() - started)
         self.cpu_s.append(_cpu_seconds(subprocess_cpu) - cpu_before)
         if not subprocess_cpu:
-            self.rss_growth_mib.append((_status_kib("VmHWM") - rss_before) / 1024)
+            self.rss_growth_mib.append((status_kib("VmHWM") - rss_before) / 1024)
 
     def line(self) -> str:
         median = self.size / MIB / statistics.median(self.seconds)

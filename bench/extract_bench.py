@@ -21,7 +21,6 @@ removed at the end.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
 import os
 import shutil
@@ -35,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from proc_stats import reset_peak_rss, status_kib  # noqa: E402
 from rig.archives import gzip_file, write_docker_save  # noqa: E402
 from rig.images import build_image  # noqa: E402
 
@@ -42,18 +42,6 @@ from docker_image_pusher.cache import Cache  # noqa: E402
 from docker_image_pusher.extract import extract_archive  # noqa: E402
 
 MIB = 1 << 20
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _reset_peak_rss() -> None:
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
 
 
 class Row:
@@ -64,12 +52,12 @@ class Row:
         self.rss_growth_mib: list[float] = []
 
     def time(self, run: Callable[[], None], cleanup: Callable[[], None] = lambda: None) -> None:
-        _reset_peak_rss()
-        before = _status_kib("VmRSS")
+        reset_peak_rss()
+        before = status_kib("VmRSS")
         started = time.perf_counter()
         run()
         self.seconds.append(time.perf_counter() - started)
-        self.rss_growth_mib.append((_status_kib("VmHWM") - before) / 1024)
+        self.rss_growth_mib.append((status_kib("VmHWM") - before) / 1024)
         cleanup()
 
     def line(self) -> str:
