@@ -12,7 +12,8 @@ from ..endpoint import Endpoint
 from ..pull import BlobOutcome
 from ..reference import Reference
 from ..tasks._retry import retry_options
-from ..tasks.pull import authenticate, fetch_manifests, pull_blob, record_pull
+from ..tasks.auth import authenticate
+from ..tasks.pull import fetch_manifests, pull_blob, record_pull
 
 __all__ = ["PullResult", "pull_flow"]
 

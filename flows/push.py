@@ -11,7 +11,7 @@ from ..cache import Cache, gc_lock
 from ..endpoint import Endpoint
 from ..push import PushOutcome
 from ..tasks._retry import retry_options
-from ..tasks.pull import authenticate
+from ..tasks.auth import authenticate
 from ..tasks.push import plan_image_push, push_image_blob, push_image_manifests
 
 __all__ = ["PushResult", "push_flow"]

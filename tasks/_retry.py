@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import PusherError
 
-__all__ = ["retry_delays", "retry_options", "should_retry"]
+__all__ = ["DEFAULT_RETRY", "retry_delays", "retry_options", "should_retry"]
 
 _MAX_RETRY_AFTER = 300.0
 
@@ -43,3 +43,7 @@ def retry_options(attempts: int, base_delay: float = 1.0) -> dict[str, Any]:
         "retry_jitter_factor": 0.5,
         "retry_condition_fn": should_retry,
     }
+
+
+# What a task declares; every flow run replaces it with --retry-attempts through with_options(**retry_options(n)).
+DEFAULT_RETRY = retry_options(3)

@@ -14,21 +14,12 @@ from ..manifest import parse_platform
 from ..progress.events import ImagePlanned, channel
 from ..pull import BlobOutcome, fetch_blob, resolve_image
 from ..reference import Reference
-from ._retry import retry_options
+from ._retry import DEFAULT_RETRY
 
-__all__ = ["authenticate", "fetch_manifests", "pull_blob", "record_pull"]
-
-_DEFAULTS = retry_options(3)
+__all__ = ["fetch_manifests", "pull_blob", "record_pull"]
 
 
-@task(name="authenticate", cache_policy=NO_CACHE, **_DEFAULTS)
-def authenticate(endpoint: Endpoint, repository: str, push: bool = False, mount_from: list[str] | None = None) -> None:
-    client = client_for(endpoint)
-    client.ping()
-    client.authenticate(repository, push=push, mount_from=mount_from or ())
-
-
-@task(name="fetch-manifest", cache_policy=NO_CACHE, **_DEFAULTS)
+@task(name="fetch-manifest", cache_policy=NO_CACHE, **DEFAULT_RETRY)
 def fetch_manifests(
     endpoint: Endpoint, ref: Reference, platforms: list[str], cache_dir: str, progress: str | None = None
 ) -> ImagePlan:
@@ -41,7 +32,7 @@ def fetch_manifests(
     return plan
 
 
-@task(name="pull-blob", cache_policy=NO_CACHE, task_run_name="pull-blob-{job.digest}", **_DEFAULTS)
+@task(name="pull-blob", cache_policy=NO_CACHE, task_run_name="pull-blob-{job.digest}", **DEFAULT_RETRY)
 def pull_blob(
     endpoint: Endpoint, repository: str, job: BlobJob, cache_dir: str, progress: str | None = None
 ) -> BlobOutcome:

@@ -9,11 +9,9 @@ from ..cache import Cache
 from ..endpoint import Endpoint, client_for
 from ..progress.events import ImagePlanned, channel
 from ..push import PushBlob, PushOutcome, PushPlan, plan_push, push_blob, push_manifests
-from ._retry import retry_options
+from ._retry import DEFAULT_RETRY
 
 __all__ = ["plan_image_push", "push_image_blob", "push_image_manifests"]
-
-_DEFAULTS = retry_options(3)
 
 
 @task(name="plan-push", cache_policy=NO_CACHE)
@@ -27,7 +25,7 @@ def plan_image_push(
     return plan
 
 
-@task(name="push-blob", cache_policy=NO_CACHE, task_run_name="push-blob-{blob.digest}", **_DEFAULTS)
+@task(name="push-blob", cache_policy=NO_CACHE, task_run_name="push-blob-{blob.digest}", **DEFAULT_RETRY)
 def push_image_blob(
     endpoint: Endpoint,
     repository: str,
@@ -43,7 +41,7 @@ def push_image_blob(
     return outcome
 
 
-@task(name="push-manifests", cache_policy=NO_CACHE, **_DEFAULTS)
+@task(name="push-manifests", cache_policy=NO_CACHE, **DEFAULT_RETRY)
 def push_image_manifests(endpoint: Endpoint, repository: str, tag: str, plan: PushPlan, cache_dir: str) -> str:
     digest = push_manifests(client_for(endpoint), Cache(cache_dir), repository, tag, plan)
     get_run_logger().info("pushed %s:%s as %s", repository, tag, digest)
