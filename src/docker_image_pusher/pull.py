@@ -16,7 +16,7 @@ from .cache import Cache
 from .errors import IntegrityError
 from .image_plan import BlobJob, ChildManifest, ImagePlan, blob_jobs, dedup_jobs
 from .manifest import ImageIndex, ImageManifest, Platform, parse_manifest, sha256_digest
-from .progress.events import ProgressBus, TransferFinished, TransferProgress, TransferStarted
+from .progress.events import ProgressBus, TransferFinished, TransferProgress, TransferStarted, reporting_failures
 
 if TYPE_CHECKING:
     from .reference import Reference
@@ -133,7 +133,7 @@ def fetch_blob(client: RegistryClient, cache: Cache, repository: str, job: BlobJ
         return BlobOutcome(job.digest, job.size, 0, "cached")
     bus.raise_if_cancelled()
     received = 0  # bytes that came over the network this time (a resume, or a restart, changes it)
-    with cache.partial_blob(job.digest) as partial:
+    with reporting_failures(bus, job.digest), cache.partial_blob(job.digest) as partial:
         resumed = partial.stat().st_size if partial.exists() else 0
         bus.publish(TransferStarted(job.digest, job.size, resumed_from=min(resumed, job.size)))
 

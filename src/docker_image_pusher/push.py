@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from .cache import Cache, ImageEntry
 from .errors import IntegrityError, NotFoundError, UsageError
-from .progress.events import ProgressBus, TransferFinished, TransferProgress, TransferStarted
+from .progress.events import ProgressBus, TransferFinished, TransferProgress, TransferStarted, reporting_failures
 
 if TYPE_CHECKING:
     from .registry import RegistryClient
@@ -114,6 +114,20 @@ def push_blob(
     chunk_size: int | None = None,
 ) -> PushOutcome:
     bus.raise_if_cancelled()
+    with reporting_failures(bus, blob.digest):
+        return _push_blob(client, cache, repository, blob, bus, force=force, chunk_size=chunk_size)
+
+
+def _push_blob(
+    client: RegistryClient,
+    cache: Cache,
+    repository: str,
+    blob: PushBlob,
+    bus: ProgressBus,
+    *,
+    force: bool,
+    chunk_size: int | None,
+) -> PushOutcome:
     if not force:
         if client.head_blob(repository, blob.digest) == blob.size:
             bus.publish(TransferFinished(blob.digest, 0, "skipped"))

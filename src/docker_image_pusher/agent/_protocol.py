@@ -1,9 +1,10 @@
 """The agent's wire format: one JSON object per line over a Unix socket.
 
-client -> agent   {"op": "run", "flow": "pull", "params": {...}, "max_concurrent": 6, "credentials": {...}}
+client -> agent   {"op": "run", "flow": "pull", "params": {...}, "concurrency": {...}, "credentials": {...}}
                   {"op": "ping"} | {"op": "stop"}
 agent -> client   {"type": "event", "kind": "TransferProgress", ...}   (any number)
-                  {"type": "result", "result": {...}} | {"type": "error", "message": ..., "exit_code": ...}
+                  {"type": "result", "result": {...}, "concurrency": {controller statistics}}
+                  | {"type": "error", "message": ..., "exit_code": ...}
                   {"type": "pong", "pid": ...}
 """
 
@@ -29,7 +30,14 @@ class Writer(Protocol):
 
 _EVENT_TYPES: dict[str, type[Any]] = {
     cls.__name__: cls
-    for cls in (ev.ImagePlanned, ev.TransferStarted, ev.TransferProgress, ev.TransferFinished, ev.TransferFailed)
+    for cls in (
+        ev.ImagePlanned,
+        ev.TransferStarted,
+        ev.TransferProgress,
+        ev.TransferFinished,
+        ev.TransferFailed,
+        ev.ConcurrencyAdjusted,
+    )
 }
 
 

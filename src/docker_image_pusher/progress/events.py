@@ -6,16 +6,18 @@ stats file are all just subscribers.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ..errors import PusherError
 
 __all__ = [
     "Cancelled",
+    "ConcurrencyAdjusted",
     "Event",
     "ImagePlanned",
     "ProgressBus",
@@ -27,6 +29,7 @@ __all__ = [
     "channel",
     "close_channel",
     "open_channel",
+    "reporting_failures",
 ]
 
 
@@ -69,12 +72,30 @@ class TransferFinished:
 
 @dataclass(frozen=True)
 class TransferFailed:
+    """One attempt at a blob failed. ``temporary``: a retry may follow (the run fails only if none is left).
+    ``status``: the registry's HTTP status when there was one (429 and 5xx are the registry pushing back)."""
+
     digest: str
     message: str
+    temporary: bool = False
+    status: int | None = None
     at: float = field(default_factory=time.monotonic)
 
 
-Event = ImagePlanned | TransferStarted | TransferProgress | TransferFinished | TransferFailed
+@dataclass(frozen=True)
+class ConcurrencyAdjusted:
+    """The concurrency controller changed how many blob transfers may run at once."""
+
+    old: int
+    new: int
+    reason: str
+    manager: str = ""
+    strategy: str = ""
+    throughput: float = 0.0  # bytes/s measured in the window that led to the decision
+    at: float = field(default_factory=time.monotonic)
+
+
+Event = ImagePlanned | TransferStarted | TransferProgress | TransferFinished | TransferFailed | ConcurrencyAdjusted
 Listener = Callable[[Event], None]
 
 
@@ -122,6 +143,21 @@ class ProgressBus:
                 with self._lock:
                     if listener in self._listeners:
                         self._listeners.remove(listener)
+
+
+@contextlib.contextmanager
+def reporting_failures(bus: ProgressBus, digest: str) -> Iterator[None]:
+    """Publish a TransferFailed for an error that leaves this block (the error itself goes on unchanged)."""
+    try:
+        yield
+    except Cancelled:
+        raise
+    except PusherError as err:
+        bus.publish(TransferFailed(digest, err.message, err.temporary, getattr(err, "status", None)))
+        raise
+    except OSError as err:
+        bus.publish(TransferFailed(digest, str(err), temporary=True))
+        raise
 
 
 bus = ProgressBus()
