@@ -14,6 +14,8 @@ from ..reference import Reference
 from ..tasks._retry import retry_options
 from ..tasks.auth import authenticate
 from ..tasks.pull import fetch_manifests, pull_blob, record_pull
+from ._reporting import reporting
+from ._task_runner import ControlledTaskRunner
 
 __all__ = ["PullResult", "pull_flow"]
 
@@ -29,7 +31,7 @@ class PullResult:
     note: str | None
 
 
-@flow(name="pull", persist_result=False, validate_parameters=False)
+@flow(name="pull", persist_result=False, validate_parameters=False, task_runner=ControlledTaskRunner())  # type: ignore[arg-type]
 def pull_flow(
     registry: str,
     repository: str,
@@ -58,9 +60,10 @@ def pull_flow(
             .result()
         )
         blob_task = pull_blob.with_options(**retry)
-        futures = [blob_task.submit(endpoint, repository, job, cache_dir, progress) for job in plan.blobs]
-        wait(futures)
-        outcomes: list[BlobOutcome] = [f.result() for f in futures]  # raises the first failure
+        with reporting("pull", str(ref), progress, blobs=len(plan.blobs), total_bytes=plan.total_bytes):
+            futures = [blob_task.submit(endpoint, repository, job, cache_dir, progress) for job in plan.blobs]
+            wait(futures)
+            outcomes: list[BlobOutcome] = [f.result() for f in futures]  # raises the first failure
         key = record_pull.submit(plan, cache_dir).result()
         return PullResult(
             key=key,

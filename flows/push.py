@@ -13,6 +13,8 @@ from ..push import PushOutcome
 from ..tasks._retry import retry_options
 from ..tasks.auth import authenticate
 from ..tasks.push import plan_image_push, push_image_blob, push_image_manifests
+from ._reporting import reporting
+from ._task_runner import ControlledTaskRunner
 
 __all__ = ["PushResult", "push_flow"]
 
@@ -28,7 +30,7 @@ class PushResult:
     bytes_transferred: int
 
 
-@flow(name="push", persist_result=False, validate_parameters=False)
+@flow(name="push", persist_result=False, validate_parameters=False, task_runner=ControlledTaskRunner())  # type: ignore[arg-type]
 def push_flow(
     source: str,
     registry: str,
@@ -52,30 +54,30 @@ def push_flow(
         auth = authenticate.with_options(**retry).submit(endpoint, repository, push=True, mount_from=plan.mount_sources)
         auth.result()
         blob_task = push_image_blob.with_options(**retry)
-        futures = [
-            blob_task.submit(
-                endpoint,
-                repository,
-                blob,
-                cache_dir,
-                force_upload,
-                chunk_size,
-                progress,
-                wait_for=[auth],
-                return_state=False,
-            )
-            for blob in plan.blobs
-        ]
-        wait(futures)
-        outcomes: list[PushOutcome] = [f.result() for f in futures]  # raises the first failure
+        target = f"{registry}/{repository}{'@' if tag.startswith('sha256:') else ':'}{tag}"
+        with reporting("push", target, progress, blobs=len(plan.blobs), total_bytes=plan.total_bytes):
+            futures = [
+                blob_task.submit(
+                    endpoint,
+                    repository,
+                    blob,
+                    cache_dir,
+                    force_upload,
+                    chunk_size,
+                    progress,
+                    wait_for=[auth],
+                    return_state=False,
+                )
+                for blob in plan.blobs
+            ]
+            wait(futures)
+            outcomes: list[PushOutcome] = [f.result() for f in futures]  # raises the first failure
         manifests = push_image_manifests.with_options(**retry).submit(
             endpoint, repository, tag, plan, cache_dir, wait_for=futures, return_state=False
         )
         digest = manifests.result()
         return PushResult(
-            target=f"{registry}/{repository}:{tag}"
-            if not tag.startswith("sha256:")
-            else f"{registry}/{repository}@{tag}",
+            target=target,
             manifest_digest=digest,
             blobs=len(outcomes),
             uploaded=sum(o.outcome == "uploaded" for o in outcomes),

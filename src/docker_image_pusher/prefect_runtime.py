@@ -53,21 +53,38 @@ class FlowRunner:
 
         return getattr(importlib.import_module(self.module, __package__), self.attribute)
 
-    def run(self, max_concurrent: int, params: dict[str, Any]) -> Any:
-        """Run for the CLI, without flow-run heartbeats.
+    def run(self, concurrency: dict[str, Any], params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """Run for the CLI, with a concurrency controller of its own; returns the flow's result and the
+        controller's statistics.
 
-        Prefect 3.9's heartbeat thread sleeps in whole seconds and is joined when the flow ends, so every flow
-        run lasted a whole number of seconds: ~0.7 s lost per run (three runs for a push from a tar). Heartbeats
-        let the server mark crashed runs; a CLI run's crash is reported by the CLI itself. Deployments run the
-        flows directly and keep them.
+        The controller listens to the run's progress channel (bytes moved, failures) and publishes its
+        adjustments there; the flows' ControlledTaskRunner finds it through ``controlling``, subflows too.
+
+        Flow-run heartbeats are off: Prefect 3.9's heartbeat thread sleeps in whole seconds and is joined when
+        the flow ends, so every flow run lasted a whole number of seconds: ~0.7 s lost per run (three runs for a
+        push from a tar). Heartbeats let the server mark crashed runs; a CLI run's crash is reported by the CLI
+        itself. Deployments run the flows directly and keep them.
         """
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-        from prefect.task_runners import ThreadPoolTaskRunner
+
+        from .concurrency import ConcurrencyConfig, ConcurrencyController
+        from .flows._task_runner import controlling
+        from .progress.events import ConcurrencyAdjusted, channel
 
         flow = self.preload()
-        runner: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=max_concurrent)
-        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-            return flow.with_options(task_runner=runner)(**params)
+        events = channel(params.get("progress"))
+        controller = ConcurrencyController(ConcurrencyConfig(**concurrency), on_adjust=events.publish)
+        unsubscribe = events.subscribe(controller.observe)
+        start = controller.current  # announced as old == new: where it starts, not an adjustment
+        events.publish(ConcurrencyAdjusted(start, start, "start", controller.manager.name, controller.strategy))
+        controller.start()
+        try:
+            with controlling(controller), temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                result = flow(**params)
+        finally:
+            controller.stop()
+            unsubscribe()
+        return result, controller.statistics().report()
 
 
 FLOWS: dict[str, FlowRunner] = {

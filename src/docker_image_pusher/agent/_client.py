@@ -92,11 +92,12 @@ def run_in_agent(
     flow: str,
     params: dict[str, Any],
     *,
-    max_concurrent: int,
+    concurrency: dict[str, Any],
     credentials: tuple[str, str] | None,
     on_event: Callable[[Event], None],
-) -> dict[str, Any]:
-    """Run a flow in the agent (starting it if needed); returns the flow's result as a dict."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run a flow in the agent (starting it if needed); returns the flow's result as a dict, and the
+    concurrency controller's statistics."""
     from ..server import ensure_server
 
     api_url = os.environ.get("PREFECT_API_URL") or ensure_server()
@@ -104,7 +105,7 @@ def run_in_agent(
     if len(str(path).encode()) > _MAX_SOCKET_PATH:
         raise AgentUnavailable(f"the state folder's path is too long for a Unix socket: {path}")
     sock = _connect(path) or _start(path, api_url)
-    request: dict[str, Any] = {"op": "run", "flow": flow, "params": params, "max_concurrent": max_concurrent}
+    request: dict[str, Any] = {"op": "run", "flow": flow, "params": params, "concurrency": concurrency}
     if credentials:
         request["credentials"] = {"username": credentials[0], "password": credentials[1]}
     with sock, sock.makefile("rwb") as stream:
@@ -122,7 +123,7 @@ def run_in_agent(
                     on_event(event)
             elif kind == "result":
                 result: dict[str, Any] = message["result"]
-                return result
+                return result, dict(message.get("concurrency") or {})
             elif kind == "error":
                 err = PusherError(str(message.get("message")))
                 err.exit_code = int(message.get("exit_code") or 1)

@@ -113,8 +113,8 @@ class _Agent:
             params = dict(request.get("params") or {}, progress=name)
             if auth_ref:
                 params["auth_ref"] = auth_ref
-            result = runner.run(int(request.get("max_concurrent") or 6), params)
-            reply: dict[str, Any] = {"type": "result", "result": dataclasses.asdict(result)}
+            result, stats = runner.run(dict(request.get("concurrency") or {}), params)
+            reply: dict[str, Any] = {"type": "result", "result": dataclasses.asdict(result), "concurrency": stats}
         except PusherError as err:
             reply = {"type": "error", "message": err.message, "exit_code": err.exit_code}
         except OSError as err:

@@ -11,6 +11,28 @@ from typing import Annotated, Any
 import typer
 
 from . import _commands
+from ._options import (
+    AdjustmentFactor,
+    AutoStrategySwitching,
+    ConcurrencyControlFile,
+    ConcurrencyManager,
+    ConcurrencyPreset,
+    ConcurrencyStrategy,
+    ConfidenceThreshold,
+    EnableDynamic,
+    EnableMonitoring,
+    InitialConcurrent,
+    MaxConcurrent,
+    MinConcurrent,
+    ProgressDetail,
+    ProgressInterval,
+    SampleInterval,
+    SpeedThreshold,
+    StatsFile,
+    StrategySwitchConfidence,
+    concurrency_flags,
+    progress_flags,
+)
 
 __all__ = ["app"]
 
@@ -41,7 +63,6 @@ PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="read the 
 SkipTls = Annotated[bool | None, typer.Option("--skip-tls", help="do not verify TLS certificates")]
 CaFile = Annotated[Path | None, typer.Option("--ca-file", help="CA bundle to verify the registry with")]
 RetryAttempts = Annotated[int | None, typer.Option("--retry-attempts", help="retries per task [default: 3]")]
-MaxConcurrent = Annotated[int | None, typer.Option("--max-concurrent", help="blobs at once [default: 6]")]
 
 
 def _run_flags(cache_dir: Path | None, disable_progress: bool | None, no_agent: bool, debug: bool) -> dict[str, Any]:
@@ -57,7 +78,6 @@ def _registry_flags(
     skip_tls: bool | None,
     ca_file: Path | None,
     retry_attempts: int | None,
-    max_concurrent: int | None,
 ) -> dict[str, Any]:
     return dict(
         registry=registry,
@@ -66,7 +86,6 @@ def _registry_flags(
         skip_tls=skip_tls,
         ca_file=ca_file,
         retry_attempts=retry_attempts,
-        max_concurrent=max_concurrent,
     )
 
 
@@ -89,7 +108,24 @@ def pull(
     cache_dir: CacheDir = None,
     retry_attempts: RetryAttempts = None,
     max_concurrent: MaxConcurrent = None,
+    concurrency_manager: ConcurrencyManager = None,
+    enable_dynamic_concurrency: EnableDynamic = None,
+    concurrency_strategy: ConcurrencyStrategy = None,
+    concurrency_preset: ConcurrencyPreset = None,
+    min_concurrent: MinConcurrent = None,
+    initial_concurrent: InitialConcurrent = None,
+    adjustment_factor: AdjustmentFactor = None,
+    speed_threshold: SpeedThreshold = None,
+    sample_interval: SampleInterval = None,
+    confidence_threshold: ConfidenceThreshold = None,
+    enable_monitoring: EnableMonitoring = None,
+    auto_strategy_switching: AutoStrategySwitching = None,
+    strategy_switch_confidence: StrategySwitchConfidence = None,
+    concurrency_control_file: ConcurrencyControlFile = None,
     disable_progress: DisableProgress = None,
+    progress_detail: ProgressDetail = None,
+    progress_interval: ProgressInterval = None,
+    stats_file: StatsFile = None,
     no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
@@ -102,8 +138,26 @@ def pull(
         password_stdin=password_stdin,
         config=config,
         flags=dict(
-            **_registry_flags(registry, username, password, skip_tls, ca_file, retry_attempts, max_concurrent),
+            **_registry_flags(registry, username, password, skip_tls, ca_file, retry_attempts),
             **_run_flags(cache_dir, disable_progress, no_agent, debug),
+            **concurrency_flags(
+                concurrency_manager,
+                enable_dynamic_concurrency,
+                concurrency_strategy,
+                concurrency_preset,
+                min_concurrent,
+                max_concurrent,
+                initial_concurrent,
+                adjustment_factor,
+                speed_threshold,
+                sample_interval,
+                confidence_threshold,
+                enable_monitoring,
+                auto_strategy_switching,
+                strategy_switch_confidence,
+                concurrency_control_file,
+            ),
+            **progress_flags(progress_detail, progress_interval, stats_file),
             platforms=platform or None,
         ),
     )
@@ -125,6 +179,20 @@ def push(
     cache_dir: CacheDir = None,
     retry_attempts: RetryAttempts = None,
     max_concurrent: MaxConcurrent = None,
+    concurrency_manager: ConcurrencyManager = None,
+    enable_dynamic_concurrency: EnableDynamic = None,
+    concurrency_strategy: ConcurrencyStrategy = None,
+    concurrency_preset: ConcurrencyPreset = None,
+    min_concurrent: MinConcurrent = None,
+    initial_concurrent: InitialConcurrent = None,
+    adjustment_factor: AdjustmentFactor = None,
+    speed_threshold: SpeedThreshold = None,
+    sample_interval: SampleInterval = None,
+    confidence_threshold: ConfidenceThreshold = None,
+    enable_monitoring: EnableMonitoring = None,
+    auto_strategy_switching: AutoStrategySwitching = None,
+    strategy_switch_confidence: StrategySwitchConfidence = None,
+    concurrency_control_file: ConcurrencyControlFile = None,
     skip_existing: Annotated[
         bool, typer.Option("--skip-existing", help="skip blobs the registry has (the default; kept for the seed)")
     ] = False,
@@ -133,6 +201,9 @@ def push(
         str | None, typer.Option("--chunk-size", help="upload in chunks of SIZE (e.g. 8MiB) instead of one PUT")
     ] = None,
     disable_progress: DisableProgress = None,
+    progress_detail: ProgressDetail = None,
+    progress_interval: ProgressInterval = None,
+    stats_file: StatsFile = None,
     no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
@@ -151,8 +222,26 @@ def push(
         chunk_size=chunk_size,
         config=config,
         flags=dict(
-            **_registry_flags(registry, username, password, skip_tls, ca_file, retry_attempts, max_concurrent),
+            **_registry_flags(registry, username, password, skip_tls, ca_file, retry_attempts),
             **_run_flags(cache_dir, disable_progress, no_agent, debug),
+            **concurrency_flags(
+                concurrency_manager,
+                enable_dynamic_concurrency,
+                concurrency_strategy,
+                concurrency_preset,
+                min_concurrent,
+                max_concurrent,
+                initial_concurrent,
+                adjustment_factor,
+                speed_threshold,
+                sample_interval,
+                confidence_threshold,
+                enable_monitoring,
+                auto_strategy_switching,
+                strategy_switch_confidence,
+                concurrency_control_file,
+            ),
+            **progress_flags(progress_detail, progress_interval, stats_file),
         ),
     )
 
@@ -165,6 +254,9 @@ def extract(
     reference: Annotated[str | None, typer.Option("-t", "--reference", help="tag for an untagged image")] = None,
     cache_dir: CacheDir = None,
     disable_progress: DisableProgress = None,
+    progress_detail: ProgressDetail = None,
+    progress_interval: ProgressInterval = None,
+    stats_file: StatsFile = None,
     no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
@@ -176,7 +268,10 @@ def extract(
         repository=repository,
         reference=reference,
         config=config,
-        flags=_run_flags(cache_dir, disable_progress, no_agent, debug),
+        flags=dict(
+            **_run_flags(cache_dir, disable_progress, no_agent, debug),
+            **progress_flags(progress_detail, progress_interval, stats_file),
+        ),
     )
 
 
@@ -187,6 +282,9 @@ def save(
     format: Annotated[str, typer.Option("--format", help="docker (docker load) or oci (oci-archive)")] = "docker",
     cache_dir: CacheDir = None,
     disable_progress: DisableProgress = None,
+    progress_detail: ProgressDetail = None,
+    progress_interval: ProgressInterval = None,
+    stats_file: StatsFile = None,
     no_agent: NoAgent = False,
     debug: Debug = False,
     config: Config = None,
@@ -197,7 +295,10 @@ def save(
         output=output,
         format=format,
         config=config,
-        flags=_run_flags(cache_dir, disable_progress, no_agent, debug),
+        flags=dict(
+            **_run_flags(cache_dir, disable_progress, no_agent, debug),
+            **progress_flags(progress_detail, progress_interval, stats_file),
+        ),
     )
 
 

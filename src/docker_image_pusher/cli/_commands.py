@@ -50,13 +50,22 @@ def _resolve_reference(
     return reference_from_parts(repository, reference, host), scheme
 
 
-def _setup_debug_logging(debug: bool) -> None:
-    if debug:
+def _setup_debug_logging(debug: bool, console: Any = None) -> None:
+    """--debug: our protocol traces (and, in this process, Prefect's logs) on stderr, through the live view's
+    console when there is one so that no line tears it. Installed on the root logger before Prefect is
+    imported, so Prefect adds no console handler of its own."""
+    if not debug:
+        return
+    handler: logging.Handler
+    if console is not None:
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=console, show_path=False)
+    else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logger = logging.getLogger("docker_image_pusher")
-        logger.addHandler(handler)
-        logger.setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    logging.getLogger("docker_image_pusher").setLevel(logging.DEBUG)
 
 
 def _credentials(password_stdin: bool, settings: Settings) -> tuple[str, str] | None:
@@ -89,7 +98,6 @@ def pull(
     from ..settings import load_settings
 
     settings = load_settings(flags, config)
-    _setup_debug_logging(settings.debug)
     ref, scheme = _resolve_reference(image, repository, reference, settings.registry)
     from ..manifest import parse_platform
 
@@ -109,7 +117,7 @@ def pull(
         **_connection(settings, scheme),
     )
     result, elapsed = _run_flow("pull", params, settings, credentials)
-    from ..progress.simple import human_bytes
+    from ..progress.units import human_bytes
 
     print(
         f"cached {result['key']} {result['manifest_digest']}: {result['blobs']} blobs "
@@ -149,7 +157,6 @@ def push(
     from ..settings import load_settings
 
     settings = load_settings(flags, config)
-    _setup_debug_logging(settings.debug)
     from ..push import parse_size
 
     chunk = parse_size(chunk_size) if chunk_size else None
@@ -184,7 +191,7 @@ def push(
 
 
 def _print_push(result: dict[str, Any], elapsed: float) -> None:
-    from ..progress.simple import human_bytes
+    from ..progress.units import human_bytes
 
     print(
         f"pushed {result['target']} {result['manifest_digest']}: {result['blobs']} blobs "
@@ -248,7 +255,6 @@ def extract(
     from ..settings import load_settings
 
     settings = load_settings(flags, config)
-    _setup_debug_logging(settings.debug)
     if not file.exists():
         from ..errors import NotFoundError
 
@@ -269,7 +275,7 @@ def extract(
         reference=reference,
     )
     result, elapsed = _run_flow("extract", params, settings, None)
-    from ..progress.simple import human_bytes
+    from ..progress.units import human_bytes
 
     print(
         f"cached {', '.join(result['keys'])} from {file}: {result['blobs']} blobs "
@@ -281,49 +287,82 @@ def extract(
 def _run_flow(
     flow: str, params: dict[str, Any], settings: Settings, credentials: tuple[str, str] | None
 ) -> tuple[dict[str, Any], float]:
-    """Run a flow in the agent (the default) or in this process (--no-agent, --debug), show its progress and
-    its notes; returns its result and how long it took."""
+    """Run a flow in the agent (the default) or in this process (--no-agent, --debug), show its progress, its
+    notes and its summary, write --stats-file; returns the flow's result and how long it took."""
+    from ..progress.state import ProgressState
+    from ..progress.views import make_view, render_summary
+
     started = time.monotonic()
-    result = _run_flow_with_progress(flow, params, settings, credentials)
-    notes = result.get("notes") or ([result["note"]] if result.get("note") else [])
-    for note in notes:
-        sys.stderr.write(f"note: {note}\n")
-    return result, time.monotonic() - started
-
-
-def _run_flow_with_progress(
-    flow: str, params: dict[str, Any], settings: Settings, credentials: tuple[str, str] | None
-) -> dict[str, Any]:
-    from ..progress.simple import SimpleProgress
-
-    view = None if settings.disable_progress else SimpleProgress()
+    view = make_view(settings.progress_detail, settings.progress_interval, settings.disable_progress)
+    state = view.state if view else ProgressState()  # the summary and --stats-file need it even with no view
+    _setup_debug_logging(settings.debug, view.console if view else None)
+    concurrency = settings.concurrency_config(_learned_state_file(params))
+    if view:
+        view.start()
     try:
-        if settings.agent and not settings.debug:
-            from ..agent import AgentUnavailable, run_in_agent
-
-            try:
-                return run_in_agent(
-                    flow,
-                    params,
-                    max_concurrent=settings.max_concurrent,
-                    credentials=credentials,
-                    on_event=view or (lambda event: None),
-                )
-            except AgentUnavailable as err:  # nothing was sent to it: run here instead
-                sys.stderr.write(f"note: {err.message}; running in this process\n")
-        return _run_in_process(flow, params, settings, credentials, view)
+        result, stats = _dispatch(flow, params, concurrency, settings, credentials, view or state.apply)
     finally:
         if view:
             view.close()
+    elapsed = time.monotonic() - started
+    notes = result.get("notes") or ([result["note"]] if result.get("note") else [])
+    for note in notes:
+        sys.stderr.write(f"note: {note}\n")
+    if view:
+        sys.stderr.write(render_summary(state.summary()) + "\n")
+    if settings.stats_file:
+        _write_stats(settings.stats_file, state.stats_json({"operation": flow, "elapsed": elapsed, "result": result,
+                                                            "concurrency": stats}))  # fmt: skip
+    return result, elapsed
+
+
+def _learned_state_file(params: dict[str, Any]) -> Path | None:
+    """Where the adaptive manager keeps what it learned about this registry: in the cache folder."""
+    registry, cache_dir = params.get("registry"), params.get("cache_dir")
+    if not registry or not cache_dir:
+        return None
+    safe = "".join(c if c.isalnum() or c in ".-" else "_" for c in str(registry))
+    return Path(cache_dir) / "learned" / f"concurrency-{safe}.json"
+
+
+def _write_stats(path: Path, stats: dict[str, Any]) -> None:
+    from ..cache._atomic import atomic_write_bytes
+
+    try:
+        dest = path.absolute()
+        atomic_write_bytes(dest, json.dumps(stats, indent=2, default=str).encode() + b"\n", dest.parent)
+    except OSError as err:
+        from ..errors import from_os_error
+
+        raise from_os_error(err) from None
+
+
+def _dispatch(
+    flow: str,
+    params: dict[str, Any],
+    concurrency: dict[str, Any],
+    settings: Settings,
+    credentials: tuple[str, str] | None,
+    on_event: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    if settings.agent and not settings.debug:
+        from ..agent import AgentUnavailable, run_in_agent
+
+        try:
+            return run_in_agent(flow, params, concurrency=concurrency, credentials=credentials, on_event=on_event)
+        except AgentUnavailable as err:  # nothing was sent to it: run here instead
+            sys.stderr.write(f"note: {err.message}; running in this process\n")
+    return _run_in_process(flow, params, concurrency, settings, credentials, on_event)
 
 
 def _run_in_process(
     flow: str,
     params: dict[str, Any],
+    concurrency: dict[str, Any],
     settings: Settings,
     credentials: tuple[str, str] | None,
-    view: Any,
-) -> dict[str, Any]:
+    on_event: Any,
+) -> tuple[dict[str, Any], dict[str, Any]]:
     import dataclasses
 
     from ..endpoint import forget_credentials, register_credentials
@@ -333,13 +372,12 @@ def _run_in_process(
 
     prepare_prefect(console_logs=settings.debug)
     auth_ref = register_credentials(Credentials(*credentials)) if credentials else None
-    unsubscribe = bus.subscribe(view) if view else None
+    unsubscribe = bus.subscribe(on_event)
     try:
-        result = FLOWS[flow].run(settings.max_concurrent, dict(params, auth_ref=auth_ref) if auth_ref else params)
-        return dataclasses.asdict(result)
+        result, stats = FLOWS[flow].run(concurrency, dict(params, auth_ref=auth_ref) if auth_ref else params)
+        return dataclasses.asdict(result), stats
     finally:
-        if unsubscribe:
-            unsubscribe()
+        unsubscribe()
         if auth_ref:
             forget_credentials(auth_ref)
 
@@ -357,7 +395,7 @@ def list_images(*, json_output: bool, config: Path | None, flags: dict[str, Any]
     from rich.console import Console
     from rich.table import Table
 
-    from ..progress.simple import human_bytes
+    from ..progress.units import human_bytes
 
     table = Table(title=f"{len(entries)} image(s) in {Path(settings.cache_dir).absolute()}")
     for col in ("repository", "reference", "digest", "platforms", "size", "blobs"):
@@ -374,7 +412,6 @@ def save(*, images: list[str], output: Path, format: str, config: Path | None, f
     from ..settings import load_settings
 
     settings = load_settings(flags, config)
-    _setup_debug_logging(settings.debug)
     if format not in ("docker", "oci"):
         raise UsageError(f"invalid --format {format!r}: docker or oci")
     if not images:
@@ -390,7 +427,7 @@ def save(*, images: list[str], output: Path, format: str, config: Path | None, f
         raise UsageError(f"cannot write {output}: folder {output.absolute().parent} does not exist")
     params = dict(keys=keys, out=str(output.absolute()), cache_dir=str(cache.root), format=format)
     result, elapsed = _run_flow("save", params, settings, None)
-    from ..progress.simple import human_bytes
+    from ..progress.units import human_bytes
 
     print(
         f"saved {', '.join(result['names'])} to {output} ({format}): {result['blobs']} blobs, "
@@ -405,7 +442,7 @@ def clean(*, images: list[str], everything: bool, dry_run: bool, config: Path | 
     if everything and images:
         raise UsageError("give image names or --all, not both")
     from ..cache import Cache, execute_clean, gc_lock, plan_clean
-    from ..progress.simple import human_bytes
+    from ..progress.units import human_bytes
 
     cache = Cache(settings.cache_dir)
     keys = [_cache_key(image) for image in images]
