@@ -261,7 +261,7 @@ def test_throttles_of_attempts_started_before_a_back_off_are_old_news() -> None:
     clock.advance(0.5)
     controller.tick()
     window = recorder.windows[-1]
-    assert (window.errors, window.throttles) == (2, 1)  # the old attempt's 429 counts as an error only
+    assert (window.errors, window.throttles) == (1, 1)  # the old attempt's 429 is old news: not even an error
 
 
 # ---- the controller with the dynamic manager on a fake link ------------------------------------------------------

@@ -56,10 +56,11 @@ def test_slow_start_reaches_five_within_four_windows_on_a_capped_link() -> None:
     assert run.reasons[1] == "slow start: 2 -> 4, throughput +100%"
 
 
-def test_slow_start_ends_back_at_the_last_level_that_paid() -> None:
-    run = drive(manager(high=32), CAPPED, 6)
-    assert run.levels[:6] == [1, 2, 4, 8, 16, 8]  # 8 -> 16 gained nothing: back to 8 (fewer within noise)
-    assert run.reasons[4] == "slow start ends: +0% at 16 (below 10%), back to 8"
+def test_slow_start_that_stops_paying_stays_where_it_is_when_it_did_not_hurt() -> None:
+    m = manager(high=32)
+    run = drive(m, CAPPED, 6)
+    assert run.levels[:6] == [1, 2, 4, 8, 16, 16]  # 8 -> 16 gained nothing, lost nothing: one noisy window decides
+    assert not m.in_slow_start  # nothing, so hill climbing takes over from 16
 
 
 def test_then_hill_climbing_walks_down_to_the_knee_of_a_capped_link() -> None:
@@ -80,10 +81,10 @@ def test_linear_growth_of_the_conservative_strategy() -> None:
 def test_aggressive_starts_higher_and_moves_in_bigger_steps() -> None:
     aggressive = manager("aggressive", high=32)
     assert aggressive.initial() == 4
-    run = drive(aggressive, CAPPED, 30, size=4)
-    assert run.levels[:4] == [4, 8, 16, 8]  # gains of 5% count; 16 brought none
-    assert "fewer connections: probing 6 (8 steady at 120.0 MiB/s)" in run.reasons  # steps of 25%, not 1
-    assert Counter(run.levels[-10:]).most_common(1)[0][0] == 6
+    run = drive(aggressive, CAPPED, 40, size=4)
+    assert run.levels[:4] == [4, 8, 16, 16]  # gains of 5% count; 16 brought none
+    assert "fewer connections: probing 12 (16 steady at 120.0 MiB/s)" in run.reasons  # steps of 25%, not 1
+    assert Counter(run.levels[-10:]).most_common(1)[0][0] in (6, 7)  # the knee, or one step of 25% above it
 
 
 def test_network_optimized_jumps_to_what_the_bandwidth_calls_for() -> None:

@@ -267,8 +267,10 @@ class ConcurrencyController:
 
     def _count_error(self, status: int | None, *, stale: bool) -> None:
         self._open_window_locked()
+        if status in THROTTLE_STATUSES and stale:
+            return  # the push-back the last decrease already answered: neither a new throttle nor an error burst
         self._errors += 1
-        if status in THROTTLE_STATUSES and not stale:
+        if status in THROTTLE_STATUSES:
             self._throttles += 1
             self._statuses.append(status)
             self._wake.set()

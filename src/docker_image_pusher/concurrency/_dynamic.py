@@ -161,10 +161,15 @@ class DynamicManager:
                 return None  # nothing has moved yet: no evidence either way
             gain = rate / self._from_rate - 1 if self._from_rate > 0 else math.inf
             if gain < self._params.speed_threshold:
-                back = self._from_level
                 self._slow_start = False
                 self._hold("down")
                 threshold = f"{self._params.speed_threshold:.0%}"
+                if gain > -self._params.speed_threshold:
+                    # Within noise: the doubling did not pay, but nothing says it hurt. Going back would bet the
+                    # run on one noisy window; staying costs a few idle connections at most.
+                    self._samples = []
+                    return None
+                back = self._from_level
                 return self._move(
                     back, f"slow start ends: {_gain(gain)} at {level} (below {threshold}), back to {back}"
                 )

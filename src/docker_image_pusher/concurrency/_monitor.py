@@ -75,6 +75,7 @@ class PerformanceMonitor:
         if size < 2:
             raise ValueError("the monitor needs room for at least 2 windows")
         self._samples: deque[Sample] = deque(maxlen=size)
+        self._dropped_before = False
         self._transfers: deque[tuple[int, float]] = deque(maxlen=TRANSFER_SAMPLES)
         self._rtts: deque[float] = deque(maxlen=TRANSFER_SAMPLES)
 
@@ -96,6 +97,12 @@ class PerformanceMonitor:
     def observe(self, window: Window) -> Window:
         """Judge ``window`` against the ring, add it, and return it with trend, confidence and anomaly filled."""
         anomaly = self.anomaly(window)
+        dropped = anomaly == "throughput drop"
+        if dropped and not self._dropped_before:
+            # One slow window is a hiccup (a disk flush, a GC pause, a scheduling stall on a busy machine); only
+            # a drop that lasts two windows is the link changing under us and worth a back-off.
+            anomaly = None
+        self._dropped_before = dropped
         self._samples.append(
             Sample(
                 window.end,

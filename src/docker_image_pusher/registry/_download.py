@@ -23,6 +23,7 @@ import hashlib
 import os
 import re
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +50,10 @@ DIRECT_MIN_SIZE = 16 * CHUNK_SIZE
 # The ring of CHUNK_SIZE buffers a direct read cycles through: the hashing may lag up to BUFFERS - 1 pieces behind.
 BUFFERS = 3
 SYNC_EVERY = 32 * CHUNK_SIZE  # start writing to disk during the download, not all in the final fsync
+# Progress goes out per CHUNK_SIZE, or at least this often on a slow link: the concurrency controller measures
+# throughput in windows of a few hundred ms, which 1 MiB steps at a few MiB/s per connection would quantise.
+REPORT_EVERY = 0.05
+_MIN_PIECE = 64 * 1024  # a slow link's direct read hands on what it has after REPORT_EVERY, at least this much
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(?:(?P<start>\d+)-(?P<end>\d+)|\*)\s*/\s*(?P<total>\d+|\*)\s*$")
 
 
@@ -127,8 +132,10 @@ def _socket_pieces(
 
 
 def _fill(sock: socket.socket, buffer: memoryview, response: httpx.Response) -> tuple[int, httpx.HTTPError | None]:
-    """Receive into all of ``buffer``: the number of bytes received, and the error that stopped it early."""
+    """Receive into ``buffer``, all of it or what came within REPORT_EVERY (if at least _MIN_PIECE): the number
+    of bytes received, and the error that stopped it early."""
     filled = 0
+    deadline = time.monotonic() + REPORT_EVERY
     try:
         while filled < len(buffer):
             received = sock.recv_into(buffer[filled:])
@@ -136,6 +143,8 @@ def _fill(sock: socket.socket, buffer: memoryview, response: httpx.Response) -> 
                 message = "peer closed connection without sending complete message body"
                 return filled, httpx.RemoteProtocolError(message, request=response.request)
             filled += received
+            if filled >= _MIN_PIECE and time.monotonic() >= deadline:
+                break
     except TimeoutError as exc:
         return filled, httpx.ReadTimeout(str(exc) or "timed out", request=response.request)
     except OSError as exc:
@@ -316,7 +325,8 @@ class _Download:
             return self.stream(response, mode)
 
     def stream(self, response: httpx.Response, mode: str) -> int:
-        unreported = 0  # progress is reported per ~1 MiB, not per network read
+        unreported = 0  # progress is reported per ~1 MiB (or REPORT_EVERY), not per network read
+        reported_at = time.monotonic()
         with _Sink(self.path, mode, self.hasher) as sink:
             try:
                 for piece in _raw_pieces(response):
@@ -326,9 +336,9 @@ class _Download:
                     sink.write(piece)
                     self.offset += len(piece)
                     unreported += len(piece)
-                    if unreported >= CHUNK_SIZE:
+                    if unreported >= CHUNK_SIZE or time.monotonic() - reported_at >= REPORT_EVERY:
                         self.report(unreported)
-                        unreported = 0
+                        unreported, reported_at = 0, time.monotonic()
             except httpx.HTTPError as exc:
                 # Keep what arrived: the next attempt resumes from it.
                 self.report(unreported)

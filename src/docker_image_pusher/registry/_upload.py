@@ -13,6 +13,7 @@ after an interruption is not reported again), so the deltas add up to the blob's
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import BinaryIO
 from urllib.parse import quote
@@ -26,7 +27,9 @@ from ._session import Session
 __all__ = ["DEFAULT_CHUNK_SIZE", "Upload", "UploadSession", "location_of", "start_upload", "with_digest"]
 
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024  # GHCR caps a PATCH at 4 MiB; registries that need more say so
-_PIECE = 1024 * 1024
+_PIECE = 256 * 1024  # handed to the connection at once; progress is reported per MiB or every REPORT_EVERY s
+_REPORT_BYTES = 1024 * 1024
+REPORT_EVERY = 0.05
 _MAX_RECOVERIES = 3  # consecutive PATCH failures without progress before giving up
 _FALLBACK_STATUSES = frozenset({400, 405, 411, 413, 415, 501})
 _BAD_DATA_CODES = frozenset({"DIGEST_INVALID", "SIZE_INVALID"})
@@ -127,6 +130,7 @@ class Upload:
 
     def body(self, source: BinaryIO, start: int, length: int) -> Iterator[bytes]:
         sent = 0
+        reported_at = time.monotonic()
         while sent < length:
             piece = source.read(min(_PIECE, length - sent))
             if not piece:
@@ -135,7 +139,10 @@ class Upload:
                 )
             sent += len(piece)
             yield piece
-            self.advance(start + sent)
+            now = time.monotonic()
+            if start + sent - self.reported >= _REPORT_BYTES or now - reported_at >= REPORT_EVERY or sent == length:
+                self.advance(start + sent)
+                reported_at = now
 
     def new_session(self) -> UploadSession:
         if self.reuse is not None:
