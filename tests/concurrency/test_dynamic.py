@@ -14,7 +14,17 @@ from docker_image_pusher.concurrency import DynamicManager, FixedManager, Strate
 
 
 def manager(strategy: str = "adaptive", low: int = 1, high: int = 12, **kwargs: int) -> DynamicManager:
+    """A manager starting from the minimum (as the benchmark's runs do), unless the test says otherwise or
+    checks the strategy's own start (aggressive)."""
+    if strategy != "aggressive":
+        kwargs.setdefault("initial", low)
     return DynamicManager(low, high, params=strategy_params(strategy), **kwargs)
+
+
+def test_the_default_strategy_starts_at_four_within_the_range() -> None:
+    assert DynamicManager(1, 12, params=strategy_params("adaptive")).initial() == 4
+    assert DynamicManager(1, 3, params=strategy_params("adaptive")).initial() == 3
+    assert DynamicManager(6, 12, params=strategy_params("adaptive")).initial() == 6
 
 
 def window(
@@ -112,7 +122,7 @@ def test_resource_aware_stays_under_the_machine_ceiling() -> None:
         return 3, "resources: only 200 MiB of memory available"
 
     params = dataclasses.replace(strategy_params("resource-aware"), ceiling=ceiling)
-    m = DynamicManager(1, 12, params=params)
+    m = DynamicManager(1, 12, initial=1, params=params)
     levels = drive(m, CAPPED, 20).levels
     assert max(levels) == 3
     assert len(readings) <= 3  # the machine is read every 5 s, not every window

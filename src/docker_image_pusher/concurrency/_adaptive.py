@@ -136,8 +136,10 @@ class AdaptiveManager:
         if state_file is not None:
             self._load(state_file)
         start = self._explicit if self._explicit is not None else self._learned
-        if start is None:
-            start = self._lo
+        if start is None:  # cold: the strategy's starting level (snapped to the grid), else the minimum
+            hint = getattr(params, "initial", None)
+            levels = [a.level for a in self._arms]
+            start = max((v for v in levels if v <= hint), default=self._lo) if isinstance(hint, int) else self._lo
             self.start_reason = f"bandit: cold start at {start}"
         elif self._explicit is None:
             self.start_reason = f"learned: start at {start} from last run"

@@ -31,7 +31,7 @@ The strategies:
     25% of the level on 0.25 s windows at confidence >= 0.4; back off only to 0.75; a ring of 4; ceilings rise
     after 6 quiet windows; probes every 3 windows. For fast, robust registries and many small blobs.
 ``adaptive`` (the default)
-    Start at the minimum; slow-start doubling on 0.2 s windows until a doubling gains less than 10%, then
+    Start at 4 (within the range); slow-start doubling on 0.2 s windows until a doubling gains less than 10%, then
     back to the level before that doubling and hill climbing +-1 on 0.4 s windows at confidence >= 0.6;
     back off to 0.7; a ring of 8; ceilings rise after 12 quiet windows; probes every 5 windows.
 ``network-optimized``
@@ -43,7 +43,7 @@ The strategies:
     (``Window.rtt``, the mean time to first byte), so a long path is not judged on a fraction of a round
     trip; probes every 6 windows.
 ``resource-aware``
-    The adaptive behaviour under a ceiling from the machine, read every 5 s: memory admits
+    The adaptive behaviour (and start) under a ceiling from the machine, read every 5 s: memory admits
     ``level + available // 64 MiB`` transfers, or one fewer than now when less than 64 MiB is available
     (available: ``MemAvailable`` from /proc/meminfo, which counts reclaimable cache, else
     ``SC_AVPHYS_PAGES x SC_PAGE_SIZE``); when the 1-minute load average exceeds the usable CPUs
@@ -104,7 +104,7 @@ class StrategyParams:
 
 _ADAPTIVE = StrategyParams(
     name="adaptive",
-    initial=None,
+    initial=4,  # what most registries take without pushing back, and the best fixed level on loopback here
     growth="slow-start",
     step=0.0,
     backoff_factor=0.7,
