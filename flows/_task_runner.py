@@ -1,10 +1,10 @@
 """The custom task runner: Prefect's thread pool, with blob transfers gated by the concurrency controller.
 
-Only tasks tagged ``blob-transfer`` are gated. Each one waits for a permit in its worker thread before its
-task run starts (so the Prefect UI shows it Pending, not Running, while it queues), holds it while it runs,
-and gives it back during a retry back-off (tasks/_permit.py). The controller changes the number of permits
-from the throughput it measures; lowering it lets running transfers finish and starts no new one until the
-number running is under the new limit.
+Only the blob-transfer tasks (tasks/_permit.GATED_TASKS, by name) are gated. Each one waits for a permit in
+its worker thread before its task run starts (so the Prefect UI shows it Pending, not Running, while it
+queues), holds it while it runs, and gives it back during a retry back-off (tasks/_permit.py). The
+controller changes the number of permits from the throughput it measures; lowering it lets running
+transfers finish and starts no new one until the number running is under the new limit.
 
 Prefect enters ``duplicate()`` of the runner for every flow run, and pickles runners for deployments, so the
 runner carries no live state of its own: the controller comes from the ambient ``controlling`` block (the CLI
@@ -23,9 +23,9 @@ from typing import Any
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from ..concurrency import ConcurrencyController
-from ..tasks._permit import GATED_TAG, holding
+from ..tasks._permit import GATED_TASKS, holding
 
-__all__ = ["GATED_TAG", "ControlledTaskRunner", "controlling"]
+__all__ = ["ControlledTaskRunner", "controlling"]
 
 _POOL_SIZE = 64 + 8  # the highest --max-concurrent, plus threads for the tasks that are not gated; made on demand
 
@@ -53,7 +53,7 @@ class _GatedExecutor(Executor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         task = kwargs.get("task")
-        if task is None or GATED_TAG not in (task.tags or ()):
+        if task is None or task.name not in GATED_TASKS:
             return self._pool.submit(fn, *args, **kwargs)
         controller = self._controller
 

@@ -14,7 +14,6 @@ from ..manifest import parse_platform
 from ..progress.events import ImagePlanned, channel
 from ..pull import BlobOutcome, fetch_blob, resolve_image
 from ..reference import Reference
-from ._permit import GATED_TAG
 from ._retry import DEFAULT_RETRY
 
 __all__ = ["fetch_manifests", "pull_blob", "record_pull"]
@@ -33,9 +32,7 @@ def fetch_manifests(
     return plan
 
 
-@task(
-    name="pull-blob", tags=[GATED_TAG], cache_policy=NO_CACHE, task_run_name="pull-blob-{job.digest}", **DEFAULT_RETRY
-)
+@task(name="pull-blob", cache_policy=NO_CACHE, task_run_name="pull-blob-{job.digest}", **DEFAULT_RETRY)
 def pull_blob(
     endpoint: Endpoint, repository: str, job: BlobJob, cache_dir: str, progress: str | None = None
 ) -> BlobOutcome:

@@ -9,7 +9,6 @@ from ..cache import Cache
 from ..endpoint import Endpoint, client_for
 from ..progress.events import ImagePlanned, channel
 from ..push import PushBlob, PushOutcome, PushPlan, plan_push, push_blob, push_manifests
-from ._permit import GATED_TAG
 from ._retry import DEFAULT_RETRY
 
 __all__ = ["plan_image_push", "push_image_blob", "push_image_manifests"]
@@ -26,9 +25,7 @@ def plan_image_push(
     return plan
 
 
-@task(
-    name="push-blob", tags=[GATED_TAG], cache_policy=NO_CACHE, task_run_name="push-blob-{blob.digest}", **DEFAULT_RETRY
-)
+@task(name="push-blob", cache_policy=NO_CACHE, task_run_name="push-blob-{blob.digest}", **DEFAULT_RETRY)
 def push_image_blob(
     endpoint: Endpoint,
     repository: str,
