@@ -515,3 +515,21 @@ def test_observe_is_cheap() -> None:
     for _ in range(50_000):
         controller.observe(event)
     assert time.perf_counter() - started < 0.5
+
+
+def test_a_throttle_counts_as_served_only_the_transfers_moving_bytes_when_it_came() -> None:
+    clock = FakeClock()
+    recorder = Recorder(initial=8)
+    controller = ConcurrencyController(ConcurrencyConfig(max_concurrent=12), clock=clock, manager=recorder)
+    for n in range(5):
+        digest = f"sha256:{n}"
+        controller.observe(TransferStarted(digest, 4 * MiB, at=clock()))
+        controller.observe(TransferProgress(digest, MiB, at=clock()))
+    controller.observe(TransferFinished("sha256:0", MiB, "downloaded", at=clock()))  # 5 moved, 4 move now
+    controller.observe(TransferStarted("sha256:9", 4 * MiB, at=clock()))
+    controller.observe(TransferFailed("sha256:9", "429", temporary=True, status=429, at=clock()))
+    clock.advance(0.5)
+    controller.tick()
+    window = recorder.windows[-1]
+    assert window.throttles == 1
+    assert window.streaming == 4  # the window's peak was 5; the registry let 4 through when it refused

@@ -156,6 +156,7 @@ class ConcurrencyController:
         self._live: dict[str, _Live] = {}
         self._moving = 0  # live transfers that have moved bytes
         self._peak = 0  # the most of them at once in this window
+        self._served: int | None = None  # the fewest moving when the registry refused one (this window)
         self._epoch = 0  # +1 whenever the limit goes down: throttles of attempts started before are old news
         self._rtts: list[float] = []
         self._transfers: list[tuple[int, float]] = []
@@ -250,6 +251,10 @@ class ConcurrencyController:
             with self._lock:
                 live = self._end_live(event.digest)
                 stale = live is not None and live.epoch < self._epoch
+                if event.status in THROTTLE_STATUSES and not stale and self._moving:
+                    # What the registry let through when it refused this one: the transfers moving bytes now.
+                    # The window's peak can count one transfer that had already ended at the registry.
+                    self._served = min(self._served or self._moving, self._moving)
                 self._count_error(event.status, stale=stale)
 
     def record_sample(self, nbytes: int, elapsed: float) -> None:
@@ -325,6 +330,9 @@ class ConcurrencyController:
                 rtts, self._rtts = self._rtts, []
                 transfers, self._transfers = self._transfers, []
                 streaming, self._peak = self._peak, self._moving
+                served, self._served = self._served, None
+                if served is not None:
+                    streaming = min(streaming, served)
             if self._t0 is None:
                 self._t0 = start
             for seconds in rtts:
