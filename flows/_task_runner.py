@@ -27,7 +27,9 @@ from ..tasks._permit import GATED_TASKS, holding
 
 __all__ = ["ControlledTaskRunner", "controlling"]
 
-_POOL_SIZE = 64 + 8  # the highest --max-concurrent, plus threads for the tasks that are not gated; made on demand
+# The highest --max-concurrent (a hot update may raise the limit past the starting one), plus threads for the
+# tasks that are not gated; threads are made on demand.
+_POOL_SIZE = 64 + 8
 
 _ambient: contextvars.ContextVar[ConcurrencyController | None] = contextvars.ContextVar(
     "docker_image_pusher_controller", default=None
@@ -70,8 +72,8 @@ class _GatedExecutor(Executor):
 class ControlledTaskRunner(ThreadPoolTaskRunner[Any]):
     def __init__(self, controller: ConcurrencyController | None = None) -> None:
         self.controller = controller
-        self._owned: ConcurrencyController | None = None
-        super().__init__(max_workers=1)  # sized on entry, from the controller's ceiling
+        self._owned: tuple[ConcurrencyController, Callable[[], None]] | None = None
+        super().__init__(max_workers=_POOL_SIZE)
 
     def duplicate(self) -> ControlledTaskRunner:
         return type(self)(self.controller)
@@ -85,10 +87,10 @@ class ControlledTaskRunner(ThreadPoolTaskRunner[Any]):
     def __enter__(self) -> ControlledTaskRunner:
         controller = self.controller or _ambient.get()
         if controller is None:
-            controller = self._owned = _controller_from_settings()
+            self._owned = _controller_from_settings()
+            controller = self._owned[0]
             controller.start()
         self.controller = controller
-        self._max_workers = _POOL_SIZE  # a hot update may raise the limit above the starting --max-concurrent
         super().__enter__()
         assert self._executor is not None
         self._executor = _GatedExecutor(self._executor, controller)  # type: ignore[assignment]
@@ -99,17 +101,19 @@ class ControlledTaskRunner(ThreadPoolTaskRunner[Any]):
             super().__exit__(*exc_info)
         finally:
             if self._owned is not None:
-                self._owned.stop()
+                controller, unsubscribe = self._owned
+                controller.stop()
+                unsubscribe()
                 self._owned = None
 
 
-def _controller_from_settings() -> ConcurrencyController:
-    """For a flow run with no controller of the CLI's: the settings' (environment, config file) defaults."""
+def _controller_from_settings() -> tuple[ConcurrencyController, Callable[[], None]]:
+    """For a flow run with no controller of the CLI's: the settings' (environment, config file) defaults, and
+    how to stop it listening to the process-wide progress bus."""
     from ..concurrency import ConcurrencyConfig
     from ..progress.events import bus
     from ..settings import load_settings
 
     config = ConcurrencyConfig(**load_settings({}).concurrency_config())
     controller = ConcurrencyController(config, on_adjust=bus.publish)
-    bus.subscribe(controller.observe)
-    return controller
+    return controller, bus.subscribe(controller.observe)
