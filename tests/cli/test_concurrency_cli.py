@@ -119,16 +119,26 @@ def test_dynamic_concurrency_backs_off_to_what_a_rate_limiting_registry_allows(
     copy_layout_to_registry(image, plain_registry, f"{unique_repo}:v1")
     stats_file = tmp_path / "stats.json"
     with ThrottlingHttpProxy(plain_registry, max_transfers=4, retry_after=1) as proxy:
-        done = cli_with_server("pull", proxy.ref(f"{unique_repo}:v1"), "--registry", proxy.url, "--cache-dir",
-                               str(tmp_path / "c"), "--concurrency-manager", "dynamic", "--initial-concurrent", "8",
-                               "--max-concurrent", "12", "--stats-file", str(stats_file))  # fmt: skip
-        assert done.returncode == 0, done.stderr
+        proxy.hold()  # four transfers stay open, so the other four of the starting eight are surely refused
+        proc = _start_cli(cli_with_server, "pull", proxy.ref(f"{unique_repo}:v1"), "--registry", proxy.url,
+                          "--cache-dir", str(tmp_path / "c"), "--concurrency-manager", "dynamic",
+                          "--initial-concurrent", "8", "--max-concurrent", "12",
+                          "--stats-file", str(stats_file))  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while proxy.stats().throttled < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(1.0)  # a few controller windows with the refusals in them
+        finally:
+            proxy.release()
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
     stats = json.loads(stats_file.read_text())
     concurrency = stats["concurrency"]
     assert stats["failed"] == 0
     assert concurrency["final"] <= 4, concurrency
     assert any("throttl" in a["reason"] or "429" in a["reason"] for a in concurrency["adjustments"]), concurrency
-    assert "concurrency adjustments:" in done.stderr  # the printed summary
+    assert "concurrency adjustments:" in err  # the printed summary
 
 
 def test_every_adjustment_and_milestone_reaches_the_flow_run_log_and_artifacts(
