@@ -9,10 +9,42 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["LOOPBACK", "free_port", "http_status", "wait_for_status"]
+__all__ = ["LOOPBACK", "HasHost", "LoopbackFront", "free_port", "http_status", "split_upstream", "wait_for_status"]
 
 LOOPBACK = "127.0.0.1"
+
+
+class HasHost(Protocol):
+    @property
+    def host(self) -> str: ...
+
+
+def split_upstream(upstream: str | HasHost) -> tuple[str, int]:
+    """ "HOST:PORT" (or anything with such a ``.host``, e.g. a RunningRegistry) -> (host, port)."""
+    target = upstream if isinstance(upstream, str) else upstream.host
+    host, _, port_text = target.rpartition(":")
+    return host.strip("[]") or LOOPBACK, int(port_text)
+
+
+class LoopbackFront:
+    """The addresses of a server the suite runs on 127.0.0.1:``port`` in front of another (the proxies)."""
+
+    port: int
+
+    @property
+    def host(self) -> str:
+        """ "127.0.0.1:PORT", for image references."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """ "http://127.0.0.1:PORT" (a TLS upstream still needs https://, with its own CA)."""
+        return f"http://{self.host}"
+
+    def ref(self, repo_and_tag: str) -> str:
+        return f"{self.host}/{repo_and_tag}"
 
 
 def free_port() -> int:

@@ -30,9 +30,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Literal
 
-from rig.net import LOOPBACK
+from rig.net import LOOPBACK, HasHost, LoopbackFront, split_upstream
 
 __all__ = ["CutMode", "ProxyStats", "TcpProxy", "start_proxy"]
 
@@ -40,11 +40,6 @@ CutMode = Literal["reset", "close"]
 _MAX_CHUNK = 64 * 1024
 _SLICE = 0.02  # longest uninterrupted sleep, so knob changes and stop() take effect quickly
 _TO_SERVER, _TO_CLIENT = 0, 1
-
-
-class _HasHost(Protocol):
-    @property
-    def host(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -90,22 +85,19 @@ class _Connection:
     cut: bool = False
 
 
-class TcpProxy:
+class TcpProxy(LoopbackFront):
     """TCP proxy 127.0.0.1:`port` (free port if None) -> `upstream`, in a background thread. See module doc."""
 
     def __init__(
         self,
-        upstream: str | _HasHost,
+        upstream: str | HasHost,
         *,
         port: int | None = None,
         rate_limit: float | None = None,
         total_rate_limit: float | None = None,
         latency: float = 0.0,
     ) -> None:
-        target = upstream if isinstance(upstream, str) else upstream.host
-        host, _, port_text = target.rpartition(":")
-        self.upstream_host = host.strip("[]") or LOOPBACK
-        self.upstream_port = int(port_text)
+        self.upstream_host, self.upstream_port = split_upstream(upstream)
         self._requested_port = port or 0
         self.port = 0
         self._rate_limit = rate_limit
@@ -121,21 +113,6 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._reset_counters()
-
-    # -- addresses ------------------------------------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """ "127.0.0.1:PORT", for image references."""
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """ "http://127.0.0.1:PORT" (a TLS upstream still needs https://, with its own CA)."""
-        return f"http://{self.host}"
-
-    def ref(self, repo_and_tag: str) -> str:
-        return f"{self.host}/{repo_and_tag}"
 
     # -- knobs ----------------------------------------------------------------------------------------------
 
@@ -483,7 +460,7 @@ def _abort(writer: asyncio.StreamWriter, *, reset: bool) -> None:
 
 
 def start_proxy(
-    upstream: str | _HasHost,
+    upstream: str | HasHost,
     *,
     port: int | None = None,
     rate_limit: float | None = None,

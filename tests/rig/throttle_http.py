@@ -41,9 +41,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Protocol
 
-from rig.net import LOOPBACK
+from rig.net import LOOPBACK, HasHost, LoopbackFront, split_upstream
 
 __all__ = ["ThrottleStats", "ThrottlingHttpProxy", "is_blob_transfer"]
 
@@ -54,11 +53,6 @@ _UPLOAD = re.compile(r"^/v2/.+/blobs/uploads/")
 _NO_BODY_STATUS = frozenset({204, 304})
 # Not passed on to the upstream: we answer Expect ourselves; the rest describe the client's own connection.
 _REQUEST_SKIP = frozenset({"expect"})
-
-
-class _HasHost(Protocol):
-    @property
-    def host(self) -> str: ...
 
 
 def is_blob_transfer(method: str, target: str) -> bool:
@@ -79,7 +73,7 @@ class ThrottleStats:
     upstream_errors: int  # requests the upstream failed (502 sent, or the client connection dropped)
 
 
-class ThrottlingHttpProxy:
+class ThrottlingHttpProxy(LoopbackFront):
     """HTTP reverse proxy 127.0.0.1:`port` (free port if None) -> `upstream`, 429 above `max_transfers`.
 
     See the module doc. `upstream` is a plain-HTTP server ("127.0.0.1:PORT" or anything with `.host`).
@@ -87,16 +81,13 @@ class ThrottlingHttpProxy:
 
     def __init__(
         self,
-        upstream: str | _HasHost,
+        upstream: str | HasHost,
         *,
         port: int | None = None,
         max_transfers: int | None = 4,
         retry_after: int = 1,
     ) -> None:
-        target = upstream if isinstance(upstream, str) else upstream.host
-        host, _, port_text = target.rpartition(":")
-        self.upstream_host = host.strip("[]") or LOOPBACK
-        self.upstream_port = int(port_text)
+        self.upstream_host, self.upstream_port = split_upstream(upstream)
         self._requested_port = port or 0
         self.port = 0
         self.max_transfers = max_transfers
@@ -109,20 +100,6 @@ class ThrottlingHttpProxy:
         self._clients: set[socket.socket] = set()
         self._active = 0
         self._reset_counters()
-
-    # -- addresses ------------------------------------------------------------------------------------------
-
-    @property
-    def host(self) -> str:
-        """ "127.0.0.1:PORT", for image references."""
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def ref(self, repo_and_tag: str) -> str:
-        return f"{self.host}/{repo_and_tag}"
 
     # -- knobs ----------------------------------------------------------------------------------------------
 
