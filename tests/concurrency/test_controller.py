@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from concurrency.link_model import CAPPED, Link, MiB
+from concurrency.threads import Gauge
 
 from docker_image_pusher.concurrency import (
     Adjustment,
@@ -397,22 +398,6 @@ def test_the_control_file_changes_limits_when_it_changes(tmp_path: object, caplo
 
 
 # ---- real threads --------------------------------------------------------------------------------------------
-
-
-class Gauge:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.now = 0
-        self.peak = 0
-
-    def __enter__(self) -> None:
-        with self._lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self.now -= 1
 
 
 def test_a_thread_pool_of_transfers_ramps_up_under_the_ticker() -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from concurrency.threads import Gauge
 
 from docker_image_pusher.concurrency._limiter import Limiter
 
@@ -21,28 +22,6 @@ def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
 
 def waiting(limiter: Limiter, n: int) -> Callable[[], bool]:
     return lambda: limiter.waiting == n
-
-
-class Gauge:
-    """Counts the threads inside a section and remembers the most at once."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.now = 0
-        self.peak = 0
-
-    def __enter__(self) -> None:
-        with self._lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self.now -= 1
-
-    def reset_peak(self) -> None:
-        with self._lock:
-            self.peak = self.now
 
 
 def test_waiters_are_served_in_arrival_order() -> None:
