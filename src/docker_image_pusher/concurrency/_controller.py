@@ -522,10 +522,11 @@ class ConcurrencyController:
             if self._stop.is_set():
                 return
             try:
-                with self._control:
-                    self._poll_control_file()  # also while no byte moves: a stalled run is when limits change
                 if self.should_adjust():
-                    self.tick()
+                    self.tick()  # reads the control file too
+                else:
+                    with self._control:  # also while no byte moves: a stalled run is when limits change
+                        self._poll_control_file()
             except Exception:
                 _log.warning("the concurrency controller failed to adjust", exc_info=True)
 
