@@ -124,10 +124,12 @@ def load_settings(flags: dict[str, Any], config_file: Path | None = None) -> Set
     _config_file_for_load = path if path.is_file() else None
     given = {k: v for k, v in flags.items() if v is not None}
     try:
-        return Settings(**given)
+        settings = Settings(**given)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
         raise UsageError(f"invalid setting {where}: {first['msg']}") from None
     except ValueError as err:  # a config file that is not TOML
         raise UsageError(f"cannot read config file {path}: {err}") from None
+    settings.concurrency_config()  # a contradictory combination (min above max, ...) fails here, before any work
+    return settings

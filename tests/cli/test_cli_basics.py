@@ -97,3 +97,20 @@ def test_clean_plans_then_removes_and_runs_without_prefect(
     assert not any((cache / "blobs" / "sha256").iterdir())
     missing = cli_with_server("clean", f"{unique_repo}:v1", "--cache-dir", str(cache))
     assert missing.returncode == 4 and "not in the cache" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--min-concurrent", "5", "--max-concurrent", "2"],
+        ["--initial-concurrent", "9", "--max-concurrent", "4"],
+        ["--concurrency-manager", "sometimes"],
+        ["--progress-detail", "verbose"],
+    ],
+)
+def test_bad_concurrency_or_progress_flags_fail_before_the_cache_is_touched(cli, tmp_path, flags):
+    cache = tmp_path / "new-cache"
+    r = cli("pull", "127.0.0.1:1/team/app:v1", "--cache-dir", str(cache), *flags)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
+    assert not cache.exists()
