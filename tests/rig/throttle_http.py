@@ -194,12 +194,14 @@ class ThrottlingHttpProxy(LoopbackFront):
         if server is None or thread is None:
             return
         server.shutdown()
-        self._gate.set()
         with self._lock:
             clients = list(self._clients)
         for sock in clients:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+        # Only now let held transfers go: released before the sockets are shut, a held body could still be
+        # written whole, and its client would see a complete transfer from a proxy that was stopped.
+        self._gate.set()
         server.server_close()
         thread.join(timeout=10)
         self._server = self._thread = None
