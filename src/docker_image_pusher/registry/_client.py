@@ -23,14 +23,19 @@ from ._auth import RegistryAuth, granted_actions, is_loopback_host
 from ._credentials import Credentials
 from ._download import download_blob
 from ._errors import error_from_response, error_from_transport, is_plain_http_answer_to_tls
+from ._link import next_link
 from ._models import FetchedManifest, ManifestHead
+from ._rate_limit import RateLimit, parse_rate_limit
 from ._redact import install_log_redaction, trace_hooks
 from ._session import Session
 from ._upload import Upload, UploadSession, start_upload
 
-__all__ = ["DEFAULT_MAX_MANIFEST_BYTES", "RegistryClient"]
+__all__ = ["DEFAULT_MAX_MANIFEST_BYTES", "MAX_TAG_PAGES", "RegistryClient"]
 
 DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_TAG_PAGES = 10_000
+# One page of a tag list; a registry that ignores ``n`` (distribution 2.8) sends every tag at once.
+_MAX_TAG_PAGE_BYTES = 32 * 1024 * 1024
 TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=None)
 # ~16 workers, each holding at most one connection at a time, plus headroom for token requests and for
 # redirect targets (CDN hosts share the pool).
@@ -89,6 +94,27 @@ def _content_type(headers: httpx.Headers) -> str:
     return value.split(";")[0].strip()
 
 
+def _where(url: httpx.URL) -> str:
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{url.port}" if url.port else f"{url.scheme}://{host}"
+
+
+def _page_tags(raw: bytes, action: str) -> list[str]:
+    """The ``tags`` of one ``{"name": ..., "tags": [...]}`` page; ``null`` (no tags, in distribution) is []."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = None
+    if not isinstance(body, dict):
+        raise RegistryError(f"cannot {action}: the registry answered something that is not a tag list", status=200)
+    tags = body.get("tags")
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RegistryError(f"cannot {action}: the registry's tag list is not a list of names", status=200)
+    return tags
+
+
 def _digest_of(raw: bytes, algorithm: str) -> str | None:
     if algorithm not in ("sha256", "sha384", "sha512"):
         return None
@@ -115,6 +141,9 @@ class RegistryClient:
     ) -> None:
         self._base = _parse_base_url(base_url)
         self._auth = RegistryAuth(self._base, credentials, clock=clock)
+        self._clock = clock
+        self._rate_limit_lock = threading.Lock()
+        self._rate_limit: RateLimit | None = None
         self._http_fallback = False
         self._ping_lock = threading.Lock()
         self._pinged = False
@@ -171,6 +200,22 @@ class RegistryClient:
 
     def _url(self, path: str) -> httpx.URL:
         return self._base.copy_with(path=path)
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate limit announced by the latest manifest answer that had one (GET or HEAD, any status, 429
+        included); None until then. An answer without rate-limit headers leaves the last one in place."""
+        with self._rate_limit_lock:
+            return self._rate_limit
+
+    def _note_rate_limit(self, headers: httpx.Headers) -> None:
+        seen = parse_rate_limit(headers, self._clock())
+        if seen is None:
+            return
+        with self._rate_limit_lock:
+            # Threads may report out of order: keep the most recent observation.
+            if self._rate_limit is None or seen.observed_at >= self._rate_limit.observed_at:
+                self._rate_limit = seen
 
     def _set_base(self, url: httpx.URL) -> None:
         self._base = url
@@ -288,6 +333,7 @@ class RegistryClient:
         )
         chunks: list[bytes] = []
         with self._session.stream(request, action=action) as response:
+            self._note_rate_limit(response.headers)
             if response.status_code != 200:
                 raise error_from_response(response, action=action)
             length = response.headers.get("Content-Length", "")
@@ -348,6 +394,7 @@ class RegistryClient:
             headers={"Accept": MANIFEST_ACCEPT},
         )
         response = self._session.send(request, action=f"check manifest {shown}")
+        self._note_rate_limit(response.headers)
         if response.status_code == 404:
             return None
         if response.status_code != 200:
@@ -387,6 +434,69 @@ class RegistryClient:
         if served and served.startswith("sha256:") and served != digest:
             raise IntegrityError(f"{action}: the registry stored it as {served}, the content has {digest}")
         return digest
+
+    # -- tags ----------------------------------------------------------------------------------------------
+
+    def list_tags(self, repository: str, *, page_size: int = 1000) -> list[str]:
+        """Every tag of ``repository``, in the registry's order, each once: ``GET /v2/<name>/tags/list?n=``
+        page after page, following ``Link: <...>; rel="next"`` (only to the registry's own scheme, host and
+        port). A repository without tags gives []; an unknown one RegistryNotFoundError."""
+        check_repository(repository)
+        if page_size <= 0:
+            raise UsageError(f"invalid page size {page_size} for listing the tags of {repository}")
+        self._ensure_pinged()
+        action = f"list the tags of {repository}"
+        url = self._url(f"/v2/{repository}/tags/list").copy_with(params={"n": page_size})
+        visited: set[str] = set()
+        tags: dict[str, None] = {}  # ordered, without duplicates (a registry's "last" may be inclusive)
+        for _ in range(MAX_TAG_PAGES):
+            visited.add(str(url))
+            raw, links, page_url = self._tag_page(url, repository, action)
+            tags.update(dict.fromkeys(_page_tags(raw, action)))
+            target = next_link(links)
+            if target is None:
+                return list(tags)
+            url = self._next_page_url(page_url, target, action)
+            if str(url) in visited:
+                raise RegistryError(f"cannot {action}: the registry's next-page links go round in a loop")
+        raise RegistryError(f"cannot {action}: the registry sent more than {MAX_TAG_PAGES} pages of tags")
+
+    def _tag_page(self, url: httpx.URL, repository: str, action: str) -> tuple[bytes, list[str], httpx.URL]:
+        """One page: its body, its Link header values, and the URL it came from (after any redirect)."""
+        request = self._session.build("GET", url, repository=repository, headers={"Accept": "application/json"})
+        chunks: list[bytes] = []
+        with self._session.stream(request, action=action) as response:
+            if response.status_code != 200:
+                raise error_from_response(response, action=action)
+            size = 0
+            try:
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > _MAX_TAG_PAGE_BYTES:
+                        raise RegistryError(
+                            f"cannot {action}: a page of tags is larger than {_MAX_TAG_PAGE_BYTES} bytes", status=200
+                        )
+                    chunks.append(chunk)
+            except httpx.HTTPError as exc:
+                raise error_from_transport(exc, action=action, url=request.url) from exc
+            return b"".join(chunks), response.headers.get_list("Link"), response.url
+
+    def _next_page_url(self, page_url: httpx.URL, target: str, action: str) -> httpx.URL:
+        """The next page's URL, resolved against the page that named it; only on the registry's own origin."""
+        url: httpx.URL | None
+        try:
+            url = page_url.join(target).copy_with(fragment=None)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.userinfo:
+            raise RegistryError(f"cannot {action}: the registry sent an invalid next-page link")
+        base = self._base
+        if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port):
+            raise RegistryError(
+                f"cannot {action}: refusing to follow the registry's next-page link to {_where(url)}, "
+                f"which is not the registry {_where(base)}"
+            )
+        return url
 
     # -- blobs ---------------------------------------------------------------------------------------------
 
