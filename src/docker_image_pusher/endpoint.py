@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .registry import Credentials, RegistryClient
 
 __all__ = [
+    "ANONYMOUS",
     "Endpoint",
     "client_for",
     "forget_credentials",
@@ -57,6 +58,8 @@ def parse_registry_url(url: str | None) -> tuple[str, str | None]:
         raise UsageError(f"invalid registry URL {url!r}: a registry URL has no path")
     return normalize_registry(parts.netloc), parts.scheme
 
+
+ANONYMOUS = "anonymous"  # an auth_ref meaning: the caller looked for credentials and there are none
 
 _lock = threading.Lock()
 _credentials: dict[str, Credentials] = {}

@@ -93,4 +93,5 @@ FLOWS: dict[str, FlowRunner] = {
     "push-tar": FlowRunner(".flows.push_tar", "push_tar_flow"),
     "extract": FlowRunner(".flows.extract", "extract_flow"),
     "save": FlowRunner(".flows.save", "save_flow"),
+    "mirror": FlowRunner(".flows.mirror", "mirror_flow"),
 }

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .reference import Reference
     from .registry import RegistryClient
 
-__all__ = ["BlobOutcome", "fetch_blob", "resolve_image"]
+__all__ = ["BlobOutcome", "fetch_blob", "kept_digest", "resolve_image"]
 
 
 @dataclass(frozen=True)
@@ -110,6 +110,20 @@ def _resolve_index(
         blobs=dedup_jobs(jobs),
         note=note,
     )
+
+
+def kept_digest(raw: bytes, media_type: str, digest: str, platforms: list[Platform]) -> str:
+    """The digest a pull of these platforms records for the manifest ``raw`` (whose digest is ``digest``),
+    worked out without fetching anything: the manifest itself, its one chosen child, or the sub-index."""
+    parsed = parse_manifest(raw, media_type)
+    if isinstance(parsed, ImageManifest) or not platforms:
+        return digest
+    every, chosen = parsed.select([]), parsed.select(platforms)
+    if len(chosen) == len(every):
+        return digest
+    if len(chosen) == 1:
+        return chosen[0].digest
+    return sha256_digest(_sub_index(parsed, {d.digest for d in chosen}))
 
 
 def _sub_index(index: ImageIndex, keep: set[str]) -> bytes:

@@ -93,7 +93,7 @@ def run_in_agent(
     params: dict[str, Any],
     *,
     concurrency: dict[str, Any],
-    credentials: tuple[str, str] | None,
+    credentials: dict[str, tuple[str, str] | None],
     on_event: Callable[[Event], None],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run a flow in the agent (starting it if needed); returns the flow's result as a dict, and the
@@ -106,8 +106,11 @@ def run_in_agent(
         raise AgentUnavailable(f"the state folder's path is too long for a Unix socket: {path}")
     sock = _connect(path) or _start(path, api_url)
     request: dict[str, Any] = {"op": "run", "flow": flow, "params": params, "concurrency": concurrency}
-    if credentials:
-        request["credentials"] = {"username": credentials[0], "password": credentials[1]}
+    if credentials:  # flow parameter -> login; the agent registers each and passes its auth_ref instead
+        request["credentials"] = {
+            param: {"username": login[0], "password": login[1]} if login else None
+            for param, login in credentials.items()
+        }
     with sock, sock.makefile("rwb") as stream:
         write_message(stream, request)
         while True:

@@ -85,7 +85,7 @@ class _Agent:
                 self.last_activity = time.monotonic()
 
     def _run(self, conn: socket.socket, stream: Any, request: dict[str, Any]) -> None:
-        from ..endpoint import forget_credentials, register_credentials
+        from ..endpoint import ANONYMOUS, forget_credentials, register_credentials
         from ..registry import Credentials
 
         write_lock = threading.Lock()
@@ -104,15 +104,16 @@ class _Agent:
                 conn.recv(1)
             channel.cancel()
 
-        creds = request.get("credentials")
-        auth_ref = register_credentials(Credentials(creds["username"], creds["password"])) if creds else None
+        logins: dict[str, dict[str, str] | None] = request.get("credentials") or {}
+        refs = {
+            param: register_credentials(Credentials(c["username"], c["password"])) if c else ANONYMOUS
+            for param, c in logins.items()
+        }
         channel.subscribe(forward)
         threading.Thread(target=watch_client, daemon=True).start()
         try:
             runner = self.flows[str(request.get("flow"))]
-            params = dict(request.get("params") or {}, progress=name)
-            if auth_ref:
-                params["auth_ref"] = auth_ref
+            params = dict(request.get("params") or {}, progress=name) | refs
             result, stats = runner.run(dict(request.get("concurrency") or {}), params)
             reply: dict[str, Any] = {"type": "result", "result": dataclasses.asdict(result), "concurrency": stats}
         except PusherError as err:
@@ -125,8 +126,9 @@ class _Agent:
             reply = {"type": "error", "message": f"unexpected {type(err).__name__}: {err}", "exit_code": 1}
         finally:
             close_channel(name)
-            if auth_ref:
-                forget_credentials(auth_ref)
+            for ref in refs.values():
+                if ref != ANONYMOUS:
+                    forget_credentials(ref)
         with contextlib.suppress(OSError), write_lock:
             write_message(stream, reply)
 

@@ -1,6 +1,9 @@
 """The agent's wire format: one JSON object per line over a Unix socket.
 
-client -> agent   {"op": "run", "flow": "pull", "params": {...}, "concurrency": {...}, "credentials": {...}}
+client -> agent   {"op": "run", "flow": "pull", "params": {...}, "concurrency": {...},
+                   "credentials": {"auth_ref": {"username": ..., "password": ...}}}
+                  (credentials: per flow parameter; the agent keeps them in memory and passes an opaque ref;
+                   null: there are none, the flow must not look for any)
                   {"op": "ping"} | {"op": "stop"}
 agent -> client   {"type": "event", "kind": "TransferProgress", ...}   (any number)
                   {"type": "result", "result": {...}, "concurrency": {controller statistics}}
@@ -37,6 +40,7 @@ _EVENT_TYPES: dict[str, type[Any]] = {
         ev.TransferFinished,
         ev.TransferFailed,
         ev.ConcurrencyAdjusted,
+        ev.ImageMirrored,
     )
 }
 

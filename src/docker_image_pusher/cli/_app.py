@@ -302,6 +302,82 @@ def save(
     )
 
 
+@app.command()
+def mirror(
+    spec: Annotated[Path, typer.Argument(help="the mirror spec, a YAML file (see the README)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="compare digests and say what would be copied")] = False,
+    src_username: Annotated[str | None, typer.Option("--src-username", help="source registry user")] = None,
+    src_password_stdin: Annotated[bool, typer.Option("--src-password-stdin", help="source password on stdin")] = False,
+    dest_username: Annotated[str | None, typer.Option("--dest-username", help="destination registry user")] = None,
+    dest_password_stdin: Annotated[
+        bool, typer.Option("--dest-password-stdin", help="destination password on stdin")
+    ] = False,
+    images_at_once: Annotated[int, typer.Option("--images-at-once", min=1, help="images copied at once")] = 2,
+    deployment: Annotated[
+        str | None, typer.Option("--deployment", help="run each image as this deployment on the work pool")
+    ] = None,
+    upload_slots: Annotated[
+        int | None, typer.Option("--upload-slots", min=1, help="images pushed at once to the destination, all workers")
+    ] = None,
+    cache_dir: CacheDir = None,
+    retry_attempts: RetryAttempts = None,
+    max_concurrent: MaxConcurrent = None,
+    concurrency_manager: ConcurrencyManager = None,
+    enable_dynamic_concurrency: EnableDynamic = None,
+    concurrency_strategy: ConcurrencyStrategy = None,
+    concurrency_preset: ConcurrencyPreset = None,
+    min_concurrent: MinConcurrent = None,
+    initial_concurrent: InitialConcurrent = None,
+    adjustment_factor: AdjustmentFactor = None,
+    speed_threshold: SpeedThreshold = None,
+    sample_interval: SampleInterval = None,
+    confidence_threshold: ConfidenceThreshold = None,
+    enable_monitoring: EnableMonitoring = None,
+    auto_strategy_switching: AutoStrategySwitching = None,
+    strategy_switch_confidence: StrategySwitchConfidence = None,
+    concurrency_control_file: ConcurrencyControlFile = None,
+    disable_progress: DisableProgress = None,
+    progress_detail: ProgressDetail = None,
+    progress_interval: ProgressInterval = None,
+    stats_file: StatsFile = None,
+    no_agent: NoAgent = False,
+    debug: Debug = False,
+    config: Config = None,
+) -> None:
+    """Copy the images a spec names from one registry to another, only those whose digests differ."""
+    _commands.mirror(
+        spec=spec,
+        dry_run=dry_run,
+        logins=dict(source=(src_username, src_password_stdin), destination=(dest_username, dest_password_stdin)),
+        images_at_once=images_at_once,
+        deployment=deployment,
+        upload_slots=upload_slots,
+        config=config,
+        flags=dict(
+            retry_attempts=retry_attempts,
+            **_run_flags(cache_dir, disable_progress, no_agent, debug),
+            **concurrency_flags(
+                concurrency_manager,
+                enable_dynamic_concurrency,
+                concurrency_strategy,
+                concurrency_preset,
+                min_concurrent,
+                max_concurrent,
+                initial_concurrent,
+                adjustment_factor,
+                speed_threshold,
+                sample_interval,
+                confidence_threshold,
+                enable_monitoring,
+                auto_strategy_switching,
+                strategy_switch_confidence,
+                concurrency_control_file,
+            ),
+            **progress_flags(progress_detail, progress_interval, stats_file),
+        ),
+    )
+
+
 @app.command("list")
 def list_images(
     json_output: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,

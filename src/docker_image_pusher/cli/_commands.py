@@ -13,12 +13,15 @@ from ..errors import UsageError
 from ..reference import Reference, parse_reference, reference_from_parts
 
 if TYPE_CHECKING:  # pydantic-settings costs ~0.3 s to import: only commands that need settings pay it
+    from collections.abc import Callable
+
+    from ..progress.events import ImageMirrored
     from ..settings import Settings
 
-__all__ = ["clean", "extract", "list_images", "pull", "push", "save", "server_status", "server_stop"]
+__all__ = ["clean", "extract", "list_images", "mirror", "pull", "push", "save", "server_status", "server_stop"]
 
 
-def _read_password(password_stdin: bool, settings: Settings) -> str | None:
+def _read_password(password_stdin: bool, settings: Settings | None) -> str | None:
     if password_stdin:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("--password-stdin needs the password on standard input")
@@ -26,7 +29,7 @@ def _read_password(password_stdin: bool, settings: Settings) -> str | None:
         if not password:
             raise UsageError("--password-stdin read an empty password")
         return password
-    return settings.password.get_secret_value() if settings.password else None
+    return settings.password.get_secret_value() if settings and settings.password else None
 
 
 def _resolve_reference(
@@ -68,13 +71,29 @@ def _setup_debug_logging(debug: bool, console: Any = None) -> None:
     logging.getLogger("docker_image_pusher").setLevel(logging.DEBUG)
 
 
-def _credentials(password_stdin: bool, settings: Settings) -> tuple[str, str] | None:
+# flow parameter ("auth_ref", "source_auth_ref", ...) -> (username, password), or None: looked, found none
+Logins = dict[str, tuple[str, str] | None]
+
+
+def _explicit_login(password_stdin: bool, settings: Settings) -> tuple[str, str] | None:
     password = _read_password(password_stdin, settings)
     if password is not None and not settings.username:
         raise UsageError("a password needs a --username")
     if settings.username and password is None:
         raise UsageError("--username needs a password (--password-stdin, -p, or DOCKER_IMAGE_PUSHER_PASSWORD)")
     return (settings.username, password) if settings.username and password is not None else None
+
+
+def _credentials(password_stdin: bool, settings: Settings, host: str, param: str = "auth_ref") -> Logins:
+    """The login for one registry: the flags or environment, else docker's config for that host (looked up
+    here, in the user's environment, not in the agent's)."""
+    login = _explicit_login(password_stdin, settings)
+    if login is None:
+        from ..credentials import resolve_credentials
+
+        found = resolve_credentials(host)
+        login = (found.username, found.password) if found else None
+    return {param: login}
 
 
 def _connection(settings: Settings, scheme: str | None) -> dict[str, Any]:
@@ -103,7 +122,7 @@ def pull(
 
     for p in settings.platforms:
         parse_platform(p)
-    credentials = _credentials(password_stdin, settings)
+    credentials = _credentials(password_stdin, settings, ref.registry)
     from ..cache import Cache
 
     cache = Cache(settings.cache_dir)
@@ -170,7 +189,7 @@ def push(
         ref, scheme = _resolve_reference(
             None, repository or cached.repository, tag or cached.reference, settings.registry
         )
-    credentials = _credentials(password_stdin, settings)
+    credentials = _credentials(password_stdin, settings, ref.registry)
     from ..cache import Cache
 
     cache = Cache(settings.cache_dir)
@@ -224,7 +243,7 @@ def _push_tar(
             from ..reference import check_repository
 
             check_repository(repository)
-    credentials = _credentials(password_stdin, settings)
+    credentials = _credentials(password_stdin, settings, registry)
     from ..cache import Cache
 
     cache = Cache(settings.cache_dir)
@@ -274,7 +293,7 @@ def extract(
         repository=repository,
         reference=reference,
     )
-    result, elapsed = _run_flow("extract", params, settings, None)
+    result, elapsed = _run_flow("extract", params, settings, {})
     from ..progress.units import human_bytes
 
     print(
@@ -285,10 +304,16 @@ def extract(
 
 
 def _run_flow(
-    flow: str, params: dict[str, Any], settings: Settings, credentials: tuple[str, str] | None
+    flow: str,
+    params: dict[str, Any],
+    settings: Settings,
+    credentials: Logins,
+    on_image: Callable[[ImageMirrored], None] | None = None,
 ) -> tuple[dict[str, Any], float]:
     """Run a flow in the agent (the default) or in this process (--no-agent, --debug), show its progress, its
-    notes and its summary, write --stats-file; returns the flow's result and how long it took."""
+    notes and its summary, write --stats-file; returns the flow's result and how long it took. ``on_image``
+    gets a mirror's per-image outcomes."""
+    from ..progress.events import ImageMirrored as Mirrored
     from ..progress.state import ProgressState
     from ..progress.views import make_view, render_summary
 
@@ -299,8 +324,17 @@ def _run_flow(
     concurrency = settings.concurrency_config(_learned_state_file(params))
     if view:
         view.start()
+    sink = view or state.apply
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, Mirrored):
+            if on_image:
+                on_image(event)
+        else:
+            sink(event)
+
     try:
-        result, stats = _dispatch(flow, params, concurrency, settings, credentials, view or state.apply)
+        result, stats = _dispatch(flow, params, concurrency, settings, credentials, on_event)
     finally:
         if view:
             view.close()
@@ -342,7 +376,7 @@ def _dispatch(
     params: dict[str, Any],
     concurrency: dict[str, Any],
     settings: Settings,
-    credentials: tuple[str, str] | None,
+    credentials: Logins,
     on_event: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     if settings.agent and not settings.debug:
@@ -360,26 +394,119 @@ def _run_in_process(
     params: dict[str, Any],
     concurrency: dict[str, Any],
     settings: Settings,
-    credentials: tuple[str, str] | None,
+    credentials: Logins,
     on_event: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     import dataclasses
 
-    from ..endpoint import forget_credentials, register_credentials
+    from ..endpoint import ANONYMOUS, forget_credentials, register_credentials
     from ..prefect_runtime import FLOWS, prepare_prefect
     from ..progress.events import bus
     from ..registry import Credentials
 
     prepare_prefect(console_logs=settings.debug)
-    auth_ref = register_credentials(Credentials(*credentials)) if credentials else None
+    refs = {param: register_credentials(Credentials(*login)) if login else ANONYMOUS
+            for param, login in credentials.items()}  # fmt: skip
     unsubscribe = bus.subscribe(on_event)
     try:
-        result, stats = FLOWS[flow].run(concurrency, dict(params, auth_ref=auth_ref) if auth_ref else params)
+        result, stats = FLOWS[flow].run(concurrency, params | refs)
         return dataclasses.asdict(result), stats
     finally:
         unsubscribe()
-        if auth_ref:
-            forget_credentials(auth_ref)
+        for ref in refs.values():
+            if ref != ANONYMOUS:
+                forget_credentials(ref)
+
+
+def mirror(
+    *,
+    spec: Path,
+    dry_run: bool,
+    logins: dict[str, tuple[str | None, bool]],
+    images_at_once: int,
+    deployment: str | None,
+    upload_slots: int | None,
+    config: Path | None,
+    flags: dict[str, Any],
+) -> None:
+    from ..mirror import load_spec
+    from ..settings import load_settings
+
+    settings = load_settings(flags, config)
+    loaded = load_spec(spec)  # a bad spec is a usage error before anything runs
+    if sum(stdin for _, stdin in logins.values()) > 1:
+        raise UsageError("--src-password-stdin and --dest-password-stdin: only one password fits on stdin")
+    credentials: Logins = {}
+    for side, registry in (("source", loaded.source), ("destination", loaded.destination)):
+        username, stdin = logins[side]
+        credentials |= _mirror_login(side, username, stdin, registry.host, registry.credentials_secret)
+    if deployment and any(credentials.values()):
+        raise UsageError(
+            "--deployment: the workers cannot use credentials given here; name a Secret block in the "
+            "spec (credentials_secret) or give the workers docker's config.json or the environment"
+        )
+    from ..cache import Cache
+
+    cache = Cache(settings.cache_dir)
+    cache.ensure_layout()
+    params = dict(
+        spec=loaded.to_dict(),
+        dry_run=dry_run,
+        cache_dir=str(cache.root),
+        retry_attempts=settings.retry_attempts,
+        images_at_once=images_at_once,
+        image_deployment=deployment,
+        upload_slots=upload_slots,
+    )
+    rows: list[Any] = []
+    try:
+        result, elapsed = _run_flow("mirror", params, settings, {} if deployment else credentials, rows.append)
+    finally:
+        _print_mirror(rows)
+    from ..progress.units import human_bytes
+
+    verb = "would copy" if dry_run else "copied"
+    would = sum(r.action == "would copy" for r in rows)
+    print(
+        f"mirrored {loaded.source.host} -> {loaded.destination.host}: {would if dry_run else result['copied']} "
+        f"{verb}, {result['unchanged']} unchanged, {result['failed']} failed, "
+        f"{human_bytes(result['bytes_transferred'])} sent in {elapsed:.1f} s"
+    )
+
+
+def _mirror_login(side: str, username: str | None, stdin: bool, host: str, secret: str | None) -> Logins:
+    """One side's login: flags or DOCKER_IMAGE_PUSHER_{SOURCE,DESTINATION}_USERNAME/PASSWORD, else (without a
+    secret named in the spec, which the flow reads) docker's config.json for the host."""
+    import os
+
+    from ..credentials import credentials_from_env, resolve_credentials
+
+    param = f"{side}_auth_ref"
+    prefix = f"DOCKER_IMAGE_PUSHER_{side.upper()}_"
+    flag = "--src" if side == "source" else "--dest"
+    password = None
+    if stdin:
+        password = _read_password(True, None)
+    elif username:
+        password = os.environ.get(f"{prefix}PASSWORD") or None
+    if username or password:
+        if not username or not password:
+            raise UsageError(f"{flag}-username needs {flag}-password-stdin or {prefix}PASSWORD, and the reverse")
+        return {param: (username, password)}
+    found = credentials_from_env(prefix)
+    if found is None and secret:
+        return {}  # the flow reads the Secret block
+    found = found or resolve_credentials(host)
+    return {param: (found.username, found.password) if found else None}
+
+
+def _print_mirror(rows: list[Any]) -> None:
+    from ..progress.units import human_bytes
+
+    for r in rows:
+        size = f" {human_bytes(r.bytes_transferred)}" if r.bytes_transferred else ""
+        digest = f" {r.digest}" if r.digest else ""
+        print(f"{r.action:<10} {r.source} -> {r.target} ({r.reason}){digest}{size}", flush=True)
 
 
 def list_images(*, json_output: bool, config: Path | None, flags: dict[str, Any]) -> None:
@@ -426,7 +553,7 @@ def save(*, images: list[str], output: Path, format: str, config: Path | None, f
     if not output.absolute().parent.is_dir():
         raise UsageError(f"cannot write {output}: folder {output.absolute().parent} does not exist")
     params = dict(keys=keys, out=str(output.absolute()), cache_dir=str(cache.root), format=format)
-    result, elapsed = _run_flow("save", params, settings, None)
+    result, elapsed = _run_flow("save", params, settings, {})
     from ..progress.units import human_bytes
 
     print(

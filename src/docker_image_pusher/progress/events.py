@@ -19,6 +19,7 @@ __all__ = [
     "Cancelled",
     "ConcurrencyAdjusted",
     "Event",
+    "ImageMirrored",
     "ImagePlanned",
     "ProgressBus",
     "TransferFailed",
@@ -95,7 +96,28 @@ class ConcurrencyAdjusted:
     at: float = field(default_factory=time.monotonic)
 
 
-Event = ImagePlanned | TransferStarted | TransferProgress | TransferFinished | TransferFailed | ConcurrencyAdjusted
+@dataclass(frozen=True)
+class ImageMirrored:
+    """A mirror decided about one image: copied, unchanged, failed (or, in a dry run, "would copy")."""
+
+    source: str
+    target: str
+    action: str
+    reason: str
+    digest: str | None = None
+    bytes_transferred: int = 0
+    at: float = field(default_factory=time.monotonic)
+
+
+Event = (
+    ImagePlanned
+    | TransferStarted
+    | TransferProgress
+    | TransferFinished
+    | TransferFailed
+    | ConcurrencyAdjusted
+    | ImageMirrored
+)
 Listener = Callable[[Event], None]
 
 
