@@ -1,36 +1,15 @@
-"""Fixtures for end-to-end CLI tests: one local Prefect server for the session, and a CLI runner."""
+"""Fixtures for end-to-end CLI tests: a CLI runner, alone or with the session's Prefect server (rig)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 TOOL = [sys.executable, "-m", "docker_image_pusher"]
-
-
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Our own background server management, started once in a session state folder."""
-    state = tmp_path_factory.mktemp("state")
-    old = os.environ.get("DOCKER_IMAGE_PUSHER_STATE_DIR")
-    os.environ["DOCKER_IMAGE_PUSHER_STATE_DIR"] = str(state)
-    from docker_image_pusher.agent import stop_agents
-    from docker_image_pusher.server import ensure_server, stop_server
-
-    try:
-        yield ensure_server()
-    finally:
-        stop_agents()
-        stop_server()
-        if old is None:
-            os.environ.pop("DOCKER_IMAGE_PUSHER_STATE_DIR", None)
-        else:
-            os.environ["DOCKER_IMAGE_PUSHER_STATE_DIR"] = old
 
 
 class Cli:

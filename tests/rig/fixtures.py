@@ -6,6 +6,7 @@ Session registries are shared: give each test its own repository names (the `uni
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -32,6 +33,7 @@ __all__ = [
     "any_registry",
     "basic_registry",
     "plain_registry",
+    "prefect_api",
     "registry_factory",
     "rig_dir",
     "sample_image",
@@ -170,3 +172,23 @@ def unique_repo(request: pytest.FixtureRequest) -> str:
     """A repository name no other test uses, e.g. "rig/test-push-basic-3f2a1c"."""
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40] or "test"
     return f"rig/{slug}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Our own background server management, started once in a session state folder."""
+    state = tmp_path_factory.mktemp("state")
+    old = os.environ.get("DOCKER_IMAGE_PUSHER_STATE_DIR")
+    os.environ["DOCKER_IMAGE_PUSHER_STATE_DIR"] = str(state)
+    from docker_image_pusher.agent import stop_agents
+    from docker_image_pusher.server import ensure_server, stop_server
+
+    try:
+        yield ensure_server()
+    finally:
+        stop_agents()
+        stop_server()
+        if old is None:
+            os.environ.pop("DOCKER_IMAGE_PUSHER_STATE_DIR", None)
+        else:
+            os.environ["DOCKER_IMAGE_PUSHER_STATE_DIR"] = old
