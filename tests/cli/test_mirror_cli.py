@@ -9,6 +9,7 @@ import base64
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from rig import skopeo
 
@@ -24,7 +25,7 @@ def _docker_config(home: Path, *registries) -> None:
     (home / ".docker" / "config.json").write_text(json.dumps({"auths": auths}))
 
 
-def _spec(path: Path, source, destination, images: list[dict]) -> Path:
+def _spec(path: Path, source, destination, images: list[dict[str, Any]]) -> Path:
     import yaml
 
     body = {
