@@ -39,3 +39,36 @@ def test_a_plain_flow_call_gates_its_blobs_with_a_controller_of_its_own(
     assert result.downloaded == 4  # three layers and the config
     assert len(bus._listeners) == listeners_before - 1  # the run's controller stopped listening (and ours left)
     assert not [e for e in seen if isinstance(e, ConcurrencyAdjusted) and e.new > 2]  # the settings' ceiling held
+
+
+def test_the_mirror_flow_runs_from_python_with_a_spec_file(
+    prefect_api, plain_registry, registry_factory, sample_image, unique_repo, tmp_path, monkeypatch
+):
+    """The README's "local flow run": import the flow, call it with a spec path; no CLI, no agent."""
+    import yaml
+    from rig.skopeo import inspect_raw
+
+    destination = registry_factory()
+    copy_layout_to_registry(sample_image([1000, 2000]), plain_registry, f"{unique_repo}:v1")
+    spec = tmp_path / "mirror.yaml"
+    spec.write_text(yaml.safe_dump({
+        "source": {"registry": plain_registry.url},
+        "destination": {"registry": destination.url},
+        "images": [{"repository": unique_repo, "tags": ["v1"]}],
+    }))  # fmt: skip
+    monkeypatch.setenv("HOME", str(tmp_path))  # no docker config of the user's
+    monkeypatch.delenv("DOCKER_CONFIG", raising=False)
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from docker_image_pusher.flows.mirror import mirror_flow
+
+    with temporary_settings(updates={PREFECT_API_URL: prefect_api}):
+        result = mirror_flow(spec=str(spec), cache_dir=str(tmp_path / "cache"))
+        again = mirror_flow(spec=str(spec), cache_dir=str(tmp_path / "cache"))
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all()  # ship the runs' logs while the server is still the one configured
+    assert (result.copied, result.unchanged, result.failed) == (1, 0, 0)
+    assert result.bytes_transferred > 3000
+    assert (again.copied, again.unchanged) == (0, 1)
+    assert inspect_raw(destination, f"{unique_repo}:v1") == inspect_raw(plain_registry, f"{unique_repo}:v1")

@@ -130,3 +130,48 @@ def test_a_bad_spec_is_a_usage_error_before_anything_runs(cli: Cli, tmp_path):
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1 and "bad regex" in r.stderr
     assert not (tmp_path / "c").exists()
+
+
+def test_a_platform_subset_is_compared_without_a_manifest_get_once_its_index_is_cached(
+    cli_with_server: Cli, plain_registry, registry_factory, sample_image, unique_repo, tmp_path
+):
+    destination = registry_factory()
+    index = sample_image.multi_arch([300])
+    skopeo.copy_layout_to_registry(index, plain_registry, f"{unique_repo}:v1")
+    children = json.loads(skopeo.inspect_raw(plain_registry, f"{unique_repo}:v1"))["manifests"]
+    amd64 = next(c["digest"] for c in children if c["platform"]["architecture"] == "amd64")
+    images = [{"repository": unique_repo, "tags": ["v1"], "platforms": ["linux/amd64"]}]
+    spec = _spec(tmp_path / "m.yaml", plain_registry, destination, images)
+
+    first = cli_with_server("mirror", str(spec), "--cache-dir", "c")
+    assert first.returncode == 0, first.stderr
+    assert _actions(first.stdout) == {f"{unique_repo}:v1": "copied"}
+    assert skopeo.inspect_digest(destination, f"{unique_repo}:v1") == amd64  # the one platform's own manifest
+
+    again = cli_with_server("mirror", str(spec), "--cache-dir", "c")
+    assert again.returncode == 0, again.stderr
+    assert _actions(again.stdout) == {f"{unique_repo}:v1": "unchanged"}
+    assert "same digest" in again.stdout
+    # With a fresh cache the index is unknown: the GET tells, and still nothing is pushed.
+    fresh = cli_with_server("mirror", str(spec), "--cache-dir", "fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert _actions(fresh.stdout) == {f"{unique_repo}:v1": "unchanged"}
+    assert "0 B sent" in fresh.stdout
+
+
+def test_an_immutable_tag_at_the_destination_is_never_copied_again(
+    cli_with_server: Cli, plain_registry, registry_factory, sample_image, unique_repo, tmp_path
+):
+    destination = registry_factory()
+    for tag in ("1.0.0", "latest"):
+        skopeo.copy_layout_to_registry(sample_image([100]), plain_registry, f"{unique_repo}:{tag}")
+    images = [{"repository": unique_repo, "tags": ["1.0.0", "latest"], "immutable": [r"\d+\.\d+\.\d+"]}]
+    spec = _spec(tmp_path / "m.yaml", plain_registry, destination, images)
+    assert cli_with_server("mirror", str(spec), "--cache-dir", "c").returncode == 0
+    before = skopeo.inspect_raw(destination, f"{unique_repo}:1.0.0")
+    for tag in ("1.0.0", "latest"):  # both retagged at the source
+        skopeo.copy_layout_to_registry(sample_image([200]), plain_registry, f"{unique_repo}:{tag}")
+    r = cli_with_server("mirror", str(spec), "--cache-dir", "c")
+    assert r.returncode == 0, r.stderr
+    assert _actions(r.stdout) == {f"{unique_repo}:1.0.0": "unchanged", f"{unique_repo}:latest": "copied"}
+    assert skopeo.inspect_raw(destination, f"{unique_repo}:1.0.0") == before
