@@ -29,7 +29,7 @@ from ..progress.units import human_bytes
 from ..tasks.mirror import check_mirror_image
 from ._logins import login
 from ._task_runner import ControlledTaskRunner
-from .mirror_image import mirror_image_flow
+from .mirror_image import mirror_image_flow, read_outcome
 
 __all__ = ["MirrorResult", "mirror_flow", "upload_limit_name"]
 
@@ -155,8 +155,12 @@ def _on_workers(deployment: str, todo: list[dict[str, Any]], common: dict[str, A
         run: FlowRun = run_deployment(deployment, parameters=item | common, timeout=None)  # type: ignore[assignment]
         state = run.state
         if state is not None and state.is_completed():
-            return _row(ImageMirrored(_shown(common, item, "source"), _shown(common, item, "destination"), "copied",
-                                      f"by run {run.name}")), None  # fmt: skip
+            copy = read_outcome(state.message)
+            if copy is None:
+                return _row(ImageMirrored(_shown(common, item, "source"), _shown(common, item, "destination"),
+                                          "copied", f"by run {run.name}")), None  # fmt: skip
+            return _row(ImageMirrored(copy.source, copy.target, copy.action, copy.reason, copy.digest,
+                                      copy.bytes_transferred)), None  # fmt: skip
         message = (state.message if state else None) or "the run did not complete"
         err = TransferError(f"{_shown(common, item, 'source')}: run {run.name}: {message}")
         return _failed_row(item, common, err), err

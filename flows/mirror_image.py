@@ -9,8 +9,9 @@ or a Secret block name / the environment / docker's config.json where the run ha
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -26,7 +27,9 @@ from ._task_runner import ControlledTaskRunner
 from .pull import pull_planned, resolve_pull
 from .push import push_cached
 
-__all__ = ["ImageCopy", "mirror_image_flow"]
+__all__ = ["ImageCopy", "mirror_image_flow", "read_outcome"]
+
+OUTCOME_PREFIX = "mirror-image: "
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,26 @@ def mirror_image_flow(
 
 
 def _done(progress: str | None, copy: ImageCopy) -> ImageCopy:
+    """The run's final state: Completed with the outcome as its result (for a caller in this process) and,
+    as JSON, its message (for a parent that started it as a deployment run elsewhere: read_outcome)."""
+    from prefect.states import Completed
+
     get_run_logger().info("%s -> %s: %s (%s) %s", copy.source, copy.target, copy.action, copy.reason, copy.digest)
     channel(progress).publish(
         ImageMirrored(copy.source, copy.target, copy.action, copy.reason, copy.digest, copy.bytes_transferred)
     )
-    return copy
+    state: Any = Completed(message=OUTCOME_PREFIX + json.dumps(asdict(copy)), data=copy)
+    return state  # type: ignore[no-any-return]  # a flow returning a state ends in it; its caller gets `copy`
+
+
+def read_outcome(message: str | None) -> ImageCopy | None:
+    """The outcome a finished mirror-image run left in its state message, if any."""
+    if not message or not message.startswith(OUTCOME_PREFIX):
+        return None
+    try:
+        return ImageCopy(**json.loads(message[len(OUTCOME_PREFIX) :]))
+    except (ValueError, TypeError):
+        return None
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ class Cli:
 
     def __call__(self, *args: str, input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DOCKER_IMAGE_PUSHER_"))}
+        env.pop("DOCKER_CONFIG", None)  # with HOME below: no docker login of the user's leaks in
         env["DOCKER_IMAGE_PUSHER_STATE_DIR"] = os.environ.get("DOCKER_IMAGE_PUSHER_STATE_DIR", str(self.cwd / "state"))
         env["HOME"] = str(self.cwd)  # no user config file leaks in
         return subprocess.run(

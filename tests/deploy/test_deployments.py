@@ -132,7 +132,9 @@ def test_two_workers_share_a_mirror_and_the_upload_limit_holds(
     for repo in repos:
         assert skopeo.inspect_raw(basic_registry, f"{repo}:v1") == skopeo.inspect_raw(token_registry, f"{repo}:v1")
 
-    runs, logs, _ = _runs_and_records(project.api_url, run_id)
+    runs, logs, artifacts = _runs_and_records(project.api_url, run_id)
+    summary = next(a for a in artifacts if a.key == "mirror-summary")
+    assert "4 copied" in (summary.description or "") and " 0 B sent" not in (summary.description or "")
     children = {str(r.id) for r in runs[1:]}
     assert len(children) == len(repos)
     output = project.worker_output()
