@@ -106,9 +106,14 @@ def mirror_flow(
                       upload_limit=_upload_limit(dst.host, upload_slots))  # fmt: skip
         if image_deployment:
             copied = _on_workers(image_deployment, todo, common, images_at_once)
+            for row, _ in copied:  # those runs published their outcome in their own process
+                events.publish(ImageMirrored(**row))
         else:
             refs = dict(source_auth_ref=src_ref, destination_auth_ref=dst_ref, progress=progress)
             copied = _here(todo, common | refs, images_at_once)
+            for row, error in copied:  # a run that completed published its outcome; one that raised could not
+                if error is not None:
+                    events.publish(ImageMirrored(**row))
         for row, error in copied:
             rows.append(row)
             if error is not None:

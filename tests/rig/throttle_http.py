@@ -27,6 +27,23 @@ connection has its own keep-alive upstream connection. One thread per client con
         proxy.hold()                                                 # admitted transfers stop before their
         ...                                                          # response body, until release()
         assert proxy.throttled > 0 and proxy.peak_transfers <= 4
+
+A Docker-Hub-style pull quota on manifest answers (the CNCF registry never sends one), off by default:
+
+    proxy.rate_limit = RateLimitHeaders(limit=100, remaining=5, window=21600, reset=2)
+
+Every answer to a GET or HEAD of /v2/<name>/manifests/<reference> then carries (the upstream's own RateLimit-*
+headers dropped)
+
+    RateLimit-Limit: 100;w=21600
+    RateLimit-Remaining: 4;w=21600      (";w=..." only with a window)
+    RateLimit-Reset: 2                  (only with a reset: seconds, always the same value)
+
+and each manifest GET (not HEAD, whatever its status) takes one from `remaining` (never below 0) before its
+answer is sent, so that answer shows what is left after it; the window never resets by itself (set `remaining`
+again, e.g. `proxy.rate_limit.remaining = 100`). Nothing is ever refused for the quota. With or without the
+knob, manifest GETs and HEADs are counted (`proxy.manifest_gets`, `proxy.manifest_heads`) and logged with the
+time their answer was relayed (`proxy.manifest_log`: `ManifestRequest`s, `time.monotonic()`).
 """
 
 from __future__ import annotations
@@ -44,12 +61,21 @@ from types import TracebackType
 
 from rig.net import LOOPBACK, HasHost, LoopbackFront, split_upstream
 
-__all__ = ["ThrottleStats", "ThrottlingHttpProxy", "is_blob_transfer"]
+__all__ = [
+    "ManifestRequest",
+    "RateLimitHeaders",
+    "ThrottleStats",
+    "ThrottlingHttpProxy",
+    "is_blob_transfer",
+    "is_manifest_request",
+]
 
 _PIECE = 64 * 1024
 _UPSTREAM_TIMEOUT = 300.0
 _BLOB = re.compile(r"^/v2/.+/blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[A-Za-z0-9=_-]+$")
 _UPLOAD = re.compile(r"^/v2/.+/blobs/uploads/")
+_MANIFEST = re.compile(r"^/v2/.+/manifests/[^/]+$")
+_RATE_LIMIT_HEADERS = frozenset({"ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"})
 _NO_BODY_STATUS = frozenset({204, 304})
 # Not passed on to the upstream: we answer Expect ourselves; the rest describe the client's own connection.
 _REQUEST_SKIP = frozenset({"expect"})
@@ -61,6 +87,47 @@ def is_blob_transfer(method: str, target: str) -> bool:
     if method == "GET":
         return bool(_BLOB.match(path)) and "/blobs/uploads/" not in path
     return method in ("POST", "PATCH", "PUT") and bool(_UPLOAD.match(path))
+
+
+def is_manifest_request(method: str, target: str) -> bool:
+    """Whether a request is a GET or HEAD of a manifest, which the rate-limit knob answers with its headers."""
+    return method in ("GET", "HEAD") and bool(_MANIFEST.match(target.partition("?")[0]))
+
+
+@dataclass
+class RateLimitHeaders:
+    """The pull quota the proxy announces on manifest answers (see the module doc). The proxy changes
+    `remaining` in place; a test may too, between requests."""
+
+    limit: int = 100
+    remaining: int = 100
+    window: int | None = 21600  # seconds, sent as ";w=" on both headers; None: not sent
+    reset: int | None = None  # seconds, sent as RateLimit-Reset; None: not sent
+
+    def __post_init__(self) -> None:
+        if self.limit < 0 or self.remaining < 0:
+            raise ValueError("limit and remaining must be >= 0")
+        if self.window is not None and self.window <= 0:
+            raise ValueError("window must be > 0 (None: not sent)")
+        if self.reset is not None and self.reset < 0:
+            raise ValueError("reset must be >= 0 (None: not sent)")
+
+    def headers(self) -> list[tuple[str, str]]:
+        """The headers for the current values."""
+        window = f";w={self.window}" if self.window is not None else ""
+        out = [("RateLimit-Limit", f"{self.limit}{window}"), ("RateLimit-Remaining", f"{self.remaining}{window}")]
+        if self.reset is not None:
+            out.append(("RateLimit-Reset", str(self.reset)))
+        return out
+
+
+@dataclass(frozen=True)
+class ManifestRequest:
+    method: str  # "GET" or "HEAD"
+    path: str  # the request target, query included
+    status: int  # the upstream's answer
+    at: float  # time.monotonic() when the answer was relayed
+    remaining: int | None  # RateLimit-Remaining sent with it (None: the knob was off)
 
 
 @dataclass(frozen=True)
@@ -86,12 +153,14 @@ class ThrottlingHttpProxy(LoopbackFront):
         port: int | None = None,
         max_transfers: int | None = 4,
         retry_after: int = 1,
+        rate_limit: RateLimitHeaders | None = None,
     ) -> None:
         self.upstream_host, self.upstream_port = split_upstream(upstream)
         self._requested_port = port or 0
         self.port = 0
         self.max_transfers = max_transfers
         self.retry_after = retry_after
+        self.rate_limit = rate_limit
         self._lock = threading.Lock()
         self._gate = threading.Event()
         self._gate.set()
@@ -137,6 +206,17 @@ class ThrottlingHttpProxy(LoopbackFront):
     def held(self) -> bool:
         return not self._gate.is_set()
 
+    @property
+    def rate_limit(self) -> RateLimitHeaders | None:
+        """The quota sent on manifest answers (changed in place by manifest GETs); None: no RateLimit headers."""
+        return self._rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: RateLimitHeaders | None) -> None:
+        if value is not None and not isinstance(value, RateLimitHeaders):
+            raise TypeError("rate_limit must be a RateLimitHeaders or None")
+        self._rate_limit = value
+
     # -- counters -------------------------------------------------------------------------------------------
 
     def _reset_counters(self) -> None:
@@ -146,6 +226,7 @@ class ThrottlingHttpProxy(LoopbackFront):
             self.transfers = 0
             self.peak_transfers = self._active
             self.upstream_errors = 0
+            self.manifest_log: list[ManifestRequest] = []
 
     def reset_counters(self) -> None:
         """Zero the counters (the peak starts again at the transfers in progress now)."""
@@ -154,6 +235,23 @@ class ThrottlingHttpProxy(LoopbackFront):
     @property
     def active_transfers(self) -> int:
         return self._active
+
+    @property
+    def manifest_gets(self) -> int:
+        """Manifest GETs relayed since the counters were last reset."""
+        with self._lock:
+            return sum(r.method == "GET" for r in self.manifest_log)
+
+    @property
+    def manifest_heads(self) -> int:
+        """Manifest HEADs relayed since the counters were last reset."""
+        with self._lock:
+            return sum(r.method == "HEAD" for r in self.manifest_log)
+
+    def manifest_requests(self, method: str | None = None) -> list[ManifestRequest]:
+        """A copy of the manifest log, oldest first; only `method`'s requests when given."""
+        with self._lock:
+            return [r for r in self.manifest_log if method is None or r.method == method]
 
     def stats(self) -> ThrottleStats:
         with self._lock:
@@ -238,6 +336,19 @@ class ThrottlingHttpProxy(LoopbackFront):
     def _finish(self) -> None:
         with self._lock:
             self._active -= 1
+
+    def _manifest_answer(self, method: str, target: str, status: int) -> list[tuple[str, str]] | None:
+        """For a manifest GET/HEAD: log it, count a GET against the quota, and return the RateLimit headers to
+        send ([] with the knob off). None for any other request (its headers are relayed untouched)."""
+        if not is_manifest_request(method, target):
+            return None
+        with self._lock:
+            quota = self._rate_limit
+            if quota is not None and method == "GET":
+                quota.remaining = max(0, quota.remaining - 1)
+            remaining = quota.remaining if quota is not None else None
+            self.manifest_log.append(ManifestRequest(method, target, status, time.monotonic(), remaining))
+            return quota.headers() if quota is not None else []
 
     def _upstream_error(self) -> None:
         with self._lock:
@@ -476,14 +587,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _relay_response(self, response: http.client.HTTPResponse, transfer: bool) -> None:
         proxy = self.server.proxy
+        quota_headers = proxy._manifest_answer(self.command, self.path, response.status)
         self.send_response_only(response.status, response.reason)
         chunked = False
         for name, value in response.getheaders():
             lower = name.lower()
+            if quota_headers and lower in _RATE_LIMIT_HEADERS:
+                continue  # the knob's quota replaces the upstream's
             if lower == "location":
                 value = proxy._rewrite_location(value)
             elif lower == "transfer-encoding" and "chunked" in value.lower():
                 chunked = True
+            self.send_header(name, value)
+        for name, value in quota_headers or ():
             self.send_header(name, value)
         has_body = self.command != "HEAD" and response.status not in _NO_BODY_STATUS and response.status >= 200
         until_close = (

@@ -10,12 +10,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import httpx
 import pytest
 from rig import skopeo
 from rig.fixtures import SampleImages
 from rig.images import BuiltImage
 from rig.registry import RunningRegistry
-from rig.throttle_http import ThrottlingHttpProxy, is_blob_transfer
+from rig.throttle_http import RateLimitHeaders, ThrottlingHttpProxy, is_blob_transfer, is_manifest_request
+
+from docker_image_pusher.registry._rate_limit import parse_rate_limit
 
 MIB = 1 << 20
 OCTET = {"Content-Type": "application/octet-stream"}
@@ -257,3 +260,83 @@ def test_large_blob_streams(
     while piece := response.read(MIB):
         digest.update(piece)
     assert f"sha256:{digest.hexdigest()}" == image.layers[0].digest
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("GET", "/v2/a/b/manifests/v1", True),
+        ("HEAD", "/v2/a/manifests/sha256:" + "0" * 64, True),
+        ("GET", "/v2/a/manifests/v1?x=1", True),
+        ("PUT", "/v2/a/manifests/v1", False),
+        ("DELETE", "/v2/a/manifests/v1", False),
+        ("GET", "/v2/a/blobs/sha256:" + "0" * 64, False),
+        ("GET", "/v2/a/tags/list", False),
+        ("GET", "/v2/", False),
+    ],
+)
+def test_what_counts_as_a_manifest_request(method: str, path: str, expected: bool) -> None:
+    assert is_manifest_request(method, path) is expected
+
+
+def _rate_headers(response: http.client.HTTPResponse) -> dict[str, str]:
+    return {k: v for k, v in response.getheaders() if k.lower().startswith("ratelimit-")}
+
+
+def test_rate_limit_knob_off_sends_no_headers_but_counts(proxy: ThrottlingHttpProxy, pushed: tuple[BuiltImage, str]):
+    image, repo = pushed
+    conn = _conn(proxy)
+    accept = {"Accept": image.manifest.media_type}
+    head, _ = _call(conn, "HEAD", f"/v2/{repo}/manifests/v1", headers=accept)
+    get, raw = _call(conn, "GET", f"/v2/{repo}/manifests/v1", headers=accept)
+    assert head.status == get.status == 200 and raw == image.manifest_bytes
+    assert _rate_headers(head) == _rate_headers(get) == {}
+    assert (proxy.manifest_gets, proxy.manifest_heads) == (1, 1)
+    assert [(r.method, r.status, r.remaining) for r in proxy.manifest_requests()] == [("HEAD", 200, None),
+                                                                                      ("GET", 200, None)]  # fmt: skip
+    proxy.reset_counters()
+    assert proxy.manifest_requests() == [] and proxy.manifest_gets == 0
+
+
+def test_rate_limit_knob_gets_count_heads_do_not(proxy: ThrottlingHttpProxy, pushed: tuple[BuiltImage, str]) -> None:
+    image, repo = pushed
+    proxy.rate_limit = RateLimitHeaders(limit=100, remaining=2, window=21600, reset=7)
+    conn = _conn(proxy)
+    accept = {"Accept": image.manifest.media_type}
+    manifest, digest_path = f"/v2/{repo}/manifests/v1", f"/v2/{repo}/manifests/{image.manifest_digest}"
+
+    head, _ = _call(conn, "HEAD", manifest, headers=accept)
+    assert _rate_headers(head) == {"RateLimit-Limit": "100;w=21600", "RateLimit-Remaining": "2;w=21600",
+                                   "RateLimit-Reset": "7"}  # fmt: skip
+    seen = []
+    for path in (manifest, digest_path, manifest):  # 2 -> 1 -> 0 -> 0: never below 0, and nothing is refused
+        get, raw = _call(conn, "GET", path, headers=accept)
+        assert get.status == 200 and raw == image.manifest_bytes
+        seen.append(get.getheader("RateLimit-Remaining"))
+    assert seen == ["1;w=21600", "0;w=21600", "0;w=21600"]
+    missing, _ = _call(conn, "GET", f"/v2/{repo}/manifests/nope", headers=accept)  # a 404 counts too
+    assert missing.status == 404 and missing.getheader("RateLimit-Remaining") == "0;w=21600"
+    head, _ = _call(conn, "HEAD", manifest, headers=accept)
+    assert head.getheader("RateLimit-Remaining") == "0;w=21600"
+    assert (proxy.manifest_gets, proxy.manifest_heads, proxy.rate_limit.remaining) == (4, 2, 0)
+    times = [r.at for r in proxy.manifest_requests()]
+    assert times == sorted(times)
+
+    # Not on blobs, tags or /v2/, and the tool's parser reads what is sent.
+    blob, _ = _call(conn, "GET", f"/v2/{repo}/blobs/{image.layers[0].digest}")
+    tags, _ = _call(conn, "GET", f"/v2/{repo}/tags/list")
+    assert _rate_headers(blob) == _rate_headers(tags) == {} and proxy.manifest_gets == 4
+    proxy.rate_limit.remaining = 50
+    proxy.rate_limit.reset = None
+    head, _ = _call(conn, "HEAD", manifest, headers=accept)
+    assert "RateLimit-Reset" not in _rate_headers(head)
+    parsed = parse_rate_limit(httpx.Headers(head.getheaders()), now=123.0)
+    assert parsed is not None
+    assert (parsed.limit, parsed.remaining, parsed.window_seconds, parsed.reset_seconds) == (100, 50, 21600.0, None)
+
+    proxy.rate_limit = RateLimitHeaders(limit=10, remaining=10, window=None, reset=3)
+    get, _ = _call(conn, "GET", manifest, headers=accept)
+    assert _rate_headers(get) == {"RateLimit-Limit": "10", "RateLimit-Remaining": "9", "RateLimit-Reset": "3"}
+    conn.close()
+    with pytest.raises(ValueError):
+        RateLimitHeaders(remaining=-1)
