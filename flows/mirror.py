@@ -23,7 +23,7 @@ from prefect.artifacts import create_table_artifact
 
 from ..cache import Cache, gc_lock
 from ..errors import NotFoundError, PusherError, TransferError
-from ..mirror import MirrorSpec, TagCheck, load_spec, spec_from_dict
+from ..mirror import MirrorSpec, TagCheck, is_immutable, load_spec, spec_from_dict
 from ..progress.events import ImageMirrored, channel
 from ..progress.units import human_bytes
 from ..tasks.mirror import check_mirror_image
@@ -84,15 +84,18 @@ def mirror_flow(
             try:
                 tag_checks: list[TagCheck] = future.result()
             except Exception as err:  # the whole image: its tags could not be listed or compared
-                rows.append(_row(ImageMirrored(f"{src.host}/{image.repository}", f"{dst.host}/{image.destination}",
-                                               "failed", _message(err))))  # fmt: skip
+                failed = ImageMirrored(f"{src.host}/{image.repository}", f"{dst.host}/{image.destination}", "failed",
+                                       _message(err))  # fmt: skip
+                events.publish(failed)
+                rows.append(_row(failed))
                 failures.append(err)
                 continue
             for c in tag_checks:
                 shown = (f"{src.host}/{image.repository}:{c.tag}", f"{dst.host}/{image.destination}:{c.tag}")
                 if c.action == "copy" and not dry_run:
                     todo.append(dict(source_repository=image.repository, destination_repository=image.destination,
-                                     tag=c.tag, platforms=list(image.platforms), immutable=False))  # fmt: skip
+                                     tag=c.tag, platforms=list(image.platforms),
+                                     immutable=is_immutable(image, c.tag)))  # fmt: skip
                     continue
                 action = "would copy" if c.action == "copy" else c.action
                 event = ImageMirrored(*shown, action, c.reason, c.destination_digest if c.action != "copy" else None)
@@ -103,7 +106,7 @@ def mirror_flow(
         common = dict(source=src.model_dump(mode="json"), destination=dst.model_dump(mode="json"),
                       cache_dir=str(Path(cache_dir).absolute()), retry_attempts=retry_attempts,
                       rate_limit=loaded.rate_limit.model_dump(mode="json"),
-                      upload_limit=_upload_limit(dst.host, upload_slots))  # fmt: skip
+                      upload_limit=_upload_limit(dst.host, upload_slots) if todo else None)  # fmt: skip
         if image_deployment:
             copied = _on_workers(image_deployment, todo, common, images_at_once)
             for row, _ in copied:  # those runs published their outcome in their own process

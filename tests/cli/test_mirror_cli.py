@@ -175,3 +175,16 @@ def test_an_immutable_tag_at_the_destination_is_never_copied_again(
     assert r.returncode == 0, r.stderr
     assert _actions(r.stdout) == {f"{unique_repo}:1.0.0": "unchanged", f"{unique_repo}:latest": "copied"}
     assert skopeo.inspect_raw(destination, f"{unique_repo}:1.0.0") == before
+
+
+def test_a_repository_the_source_does_not_have_is_listed_as_failed(
+    cli_with_server: Cli, plain_registry, registry_factory, sample_image, unique_repo, tmp_path
+):
+    destination = registry_factory()
+    skopeo.copy_layout_to_registry(sample_image([100]), plain_registry, f"{unique_repo}:v1")
+    images = [{"repository": f"{unique_repo}-absent", "include": [".*"]}, {"repository": unique_repo, "tags": ["v1"]}]
+    r = cli_with_server("mirror", str(_spec(tmp_path / "m.yaml", plain_registry, destination, images)),
+                        "--cache-dir", "c", "--retry-attempts", "0")  # fmt: skip
+    assert r.returncode == 4, r.stderr
+    assert _actions(r.stdout) == {f"{unique_repo}-absent": "failed", f"{unique_repo}:v1": "copied"}
+    assert skopeo.list_tags(destination, unique_repo) == ["v1"]
