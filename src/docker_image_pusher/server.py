@@ -106,7 +106,7 @@ def _spawn(port: int) -> ServerInfo:
 
     command = [
         sys.executable, "-m", "uvicorn", "--app-dir", str(Path(spec.origin).parent.parent),
-        "--factory", "prefect.server.api.server:create_app",
+        "--factory", "docker_image_pusher.server_app:create_app",
         "--host", "127.0.0.1", "--port", str(port), "--timeout-keep-alive", "5", "--log-level", "warning",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
@@ -166,12 +166,15 @@ def _wait_healthy(info: ServerInfo, timeout: float) -> bool:
 
 
 def _is_our_server(pid: int) -> bool:
-    """Guards against a recycled pid: the process must still be a uvicorn running Prefect's API."""
+    """Guards against a recycled pid: the process must still be a uvicorn running Prefect's API (through our
+    server_app, or directly as earlier versions started it)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
-    return b"uvicorn" in cmdline and b"prefect.server.api.server" in cmdline
+    return b"uvicorn" in cmdline and (
+        b"docker_image_pusher.server_app" in cmdline or b"prefect.server.api.server" in cmdline
+    )
 
 
 def _terminate(pid: int) -> None:
