@@ -137,6 +137,24 @@ def count_requests(log: str) -> Requests:
 # -- our agent (a separate, warm process: the CLI's own RSS is only the client's) -------------------------------
 
 
+def server_info(state_dir: Path) -> tuple[int, int] | None:
+    """(pid, port) of our local Prefect server, from its state file."""
+    try:
+        info = json.loads((state_dir / "server.json").read_text())
+        return int(info["pid"]), int(info["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def our_api_url(env: dict[str, str], state_dir: Path) -> str | None:
+    """The Prefect API our CLI talks to: PREFECT_API_URL, else our local server's."""
+    api = env.get("PREFECT_API_URL")
+    if api:
+        return api
+    server = server_info(state_dir)
+    return f"http://127.0.0.1:{server[1]}/api" if server else None
+
+
 def ping_agent(sock_path: Path) -> int | None:
     """The pid an agent socket answers a ping with, or None."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -515,20 +533,10 @@ class Bench:
     # -- running one process
 
     def server_info(self) -> tuple[int, int] | None:
-        """(pid, port) of our local Prefect server, from its state file."""
-        try:
-            info = json.loads((self.state_dir / "server.json").read_text())
-            return int(info["pid"]), int(info["port"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        return server_info(self.state_dir)
 
     def api_url(self) -> str | None:
-        """The Prefect API our CLI talks to: PREFECT_API_URL, else our local server's."""
-        api = self.our_env.get("PREFECT_API_URL")
-        if api:
-            return api
-        server = self.server_info()
-        return f"http://127.0.0.1:{server[1]}/api" if server else None
+        return our_api_url(self.our_env, self.state_dir)
 
     def agent_socket(self) -> Path | None:
         """The socket of the agent our CLI would use now (it depends on the code's files and the Prefect API)."""
