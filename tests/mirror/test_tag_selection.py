@@ -65,6 +65,12 @@ def test_newest_larger_than_the_candidates_keeps_them_all():
     assert select_tags(image(include=[r"3\.1\d"], newest=10), LISTED) == ["3.18", "3.19"]
 
 
+@pytest.mark.parametrize("newest", [1, 2, 3, 4, 5, 7, 8, 9])
+def test_newest_keeps_min_of_n_and_the_candidates(newest):
+    listed = ["1.0", "1.1", "1.2", "1.3"]
+    assert select_tags(image(include=[r"1\.\d"], newest=newest), listed) == listed[-min(newest, 4) :]
+
+
 def test_tags_chosen_twice_come_back_once():
     img = image(tags=["3.20", "3.20"], include=[r"3\.20"])
     assert select_tags(img, [*LISTED, "3.20"]) == ["3.20"]

@@ -46,7 +46,7 @@ def select_tags(image: ImageSpec | ResolvedImage, available: list[str] | None) -
             key=version_key,
         )
         if image.newest is not None:
-            candidates = candidates[len(candidates) - image.newest :] if image.newest > 0 else []
+            candidates = candidates[-image.newest :] if image.newest > 0 else []
         chosen.update(candidates)
     return sorted(chosen, key=version_key)
 
