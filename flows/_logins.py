@@ -6,7 +6,9 @@ A flow parameter never holds a secret (parameters are shown in the UI and stored
     auth_ref = <ref>              credentials the caller registered in this process (CLI, agent)
     auth_ref = None               look them up here, in this order:
         credentials_secret        the name of a Prefect Secret block: {"username", "password"} or "user:password"
-        {env_prefix}USERNAME/PASSWORD in the environment of the process running the flow (a worker's)
+        {env_prefix}USERNAME/PASSWORD in the environment of the process running the flow (a worker's),
+                                  only if {env_prefix}REGISTRY names this host: a run's parameters name the
+                                  registry, and a worker must not send its password wherever they say
         docker's config.json      (credHelpers, credsStore, auths) of the user running the flow
 
 Whatever is found is registered for this run only and forgotten when the run ends.
@@ -15,6 +17,7 @@ Whatever is found is registered for this run only and forgotten when the run end
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,7 +41,8 @@ def login(host: str, auth_ref: str | None, credentials_secret: str | None, env_p
     if credentials_secret:
         found = parse_secret_value(_read_secret(credentials_secret), credentials_secret)
     else:
-        found = resolve_credentials(host, explicit=credentials_from_env(env_prefix))
+        from_env = credentials_from_env(env_prefix) if _env_is_for(host, env_prefix) else None
+        found = resolve_credentials(host, explicit=from_env)
     if found is None:
         yield None
         return
@@ -47,6 +51,13 @@ def login(host: str, auth_ref: str | None, credentials_secret: str | None, env_p
         yield ref
     finally:
         forget_credentials(ref)
+
+
+def _env_is_for(host: str, env_prefix: str) -> bool:
+    from ..endpoint import parse_registry_url
+
+    named = os.environ.get(f"{env_prefix}REGISTRY")
+    return bool(named) and parse_registry_url(named)[0] == host
 
 
 def _read_secret(name: str) -> object:
