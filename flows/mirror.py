@@ -22,11 +22,13 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
 from ..cache import Cache, gc_lock
-from ..errors import NotFoundError, PusherError, TransferError
+from ..endpoint import ANONYMOUS
+from ..errors import NotFoundError, PusherError, TransferError, UsageError
 from ..mirror import MirrorSpec, TagCheck, is_immutable, load_spec, spec_from_dict
 from ..progress.events import ImageMirrored, channel
 from ..progress.units import human_bytes
 from ..tasks.mirror import check_mirror_image
+from ._child_runs import starting
 from ._logins import login
 from ._task_runner import ControlledTaskRunner
 from .mirror_image import mirror_image_flow, read_outcome
@@ -112,7 +114,10 @@ def mirror_flow(
             for row, _ in copied:  # those runs published their outcome in their own process
                 events.publish(ImageMirrored(**row))
         else:
-            refs = dict(source_auth_ref=src_ref, destination_auth_ref=dst_ref, progress=progress)
+            # The lookup was made once, here: a child must not look again (in an agent, its environment is
+            # that of whichever command started the agent).
+            refs = dict(source_auth_ref=src_ref or ANONYMOUS, destination_auth_ref=dst_ref or ANONYMOUS,
+                        progress=progress)  # fmt: skip
             copied = _here(todo, common | refs, images_at_once)
             for row, error in copied:  # a run that completed published its outcome; one that raised could not
                 if error is not None:
@@ -141,7 +146,8 @@ def _here(todo: list[dict[str, Any]], common: dict[str, Any], at_once: int) -> l
 
     def one(item: dict[str, Any]) -> Outcome:
         try:
-            copy = mirror_image_flow(**item, **common)
+            with starting():
+                copy = mirror_image_flow(**item, **common)
         except Exception as err:
             return _failed_row(item, common, err), err
         return _row(ImageMirrored(copy.source, copy.target, copy.action, copy.reason, copy.digest,
@@ -156,12 +162,26 @@ def _on_workers(deployment: str, todo: list[dict[str, Any]], common: dict[str, A
     """Deployment runs of mirror-image on the work pool, linked as child runs; up to ``at_once`` waited for
     at a time here (the workers and the upload limit decide how many really run). No auth_ref crosses a
     process: each run finds its credentials where it runs."""
+    from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import FlowRun
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_deployment_by_name(deployment)
+        except ObjectNotFound:
+            raise UsageError(
+                f"no deployment named {deployment!r} (expected FLOW/DEPLOYMENT, e.g. mirror-image/mirror-image)"
+            ) from None
 
     def one(item: dict[str, Any]) -> Outcome:
-        run: FlowRun = run_deployment(deployment, parameters=item | common, timeout=None)  # type: ignore[assignment]
-        state = run.state
+        try:
+            with starting():  # created one at a time (flows/_child_runs.py), then waited for side by side
+                run: FlowRun = run_deployment(deployment, parameters=item | common, timeout=0)  # type: ignore[assignment]
+            state = _wait_until_final(run)
+        except Exception as err:
+            return _failed_row(item, common, err), err
         if state is not None and state.is_completed():
             copy = read_outcome(state.message)
             if copy is None:
@@ -170,12 +190,26 @@ def _on_workers(deployment: str, todo: list[dict[str, Any]], common: dict[str, A
             return _row(ImageMirrored(copy.source, copy.target, copy.action, copy.reason, copy.digest,
                                       copy.bytes_transferred)), None  # fmt: skip
         message = (state.message if state else None) or "the run did not complete"
-        err = TransferError(f"{_shown(common, item, 'source')}: run {run.name}: {message}")
-        return _failed_row(item, common, err), err
+        failed = TransferError(f"{_shown(common, item, 'source')}: run {run.name}: {message}")
+        return _failed_row(item, common, failed), failed
 
     with ThreadPoolExecutor(max(1, at_once), thread_name_prefix="mirror-image-run") as pool:
         futures = [pool.submit(contextvars.copy_context().run, one, item) for item in todo]
         return [f.result() for f in futures]
+
+
+def _wait_until_final(run: Any, poll_seconds: float = 2.0) -> Any:
+    """The final state of a flow run started elsewhere (a worker's), polled."""
+    import time
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        while True:
+            state = client.read_flow_run(run.id).state
+            if state is not None and state.is_final():
+                return state
+            time.sleep(poll_seconds)
 
 
 def _shown(common: dict[str, Any], item: dict[str, Any], side: str) -> str:

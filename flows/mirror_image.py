@@ -9,6 +9,7 @@ or a Secret block name / the environment / docker's config.json where the run ha
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -22,6 +23,7 @@ from ..mirror._spec import DestinationSpec, RateLimitSpec, RegistrySpec
 from ..progress.events import ImageMirrored, channel
 from ..reference import Reference
 from ..tasks.mirror import check_mirror_tag, wait_for_pull_budget
+from ._child_runs import started
 from ._logins import login
 from ._task_runner import ControlledTaskRunner
 from .pull import pull_planned, resolve_pull
@@ -67,6 +69,7 @@ def mirror_image_flow(
 ) -> ImageCopy:
     """source/destination: the spec's registry sections; upload_limit: a Prefect global concurrency limit
     to hold while pushing (one slot per image), shared by every worker that pushes to that registry."""
+    started()  # this run exists: a parent starting several may start the next one
     src, dst = RegistrySpec.model_validate(source), DestinationSpec.model_validate(destination)
     budget = RateLimitSpec.model_validate(rate_limit or {})
     shown_source = f"{src.host}/{source_repository}:{tag}"
@@ -90,7 +93,10 @@ def mirror_image_flow(
         if plan.manifest_digest == check.destination_digest:  # known only now: a platform subset, not cached
             return _done(progress, ImageCopy(shown_source, shown_target, "unchanged", "same digest",
                                              plan.manifest_digest))  # fmt: skip
-        pulled = pull_planned(src_ep, plan, cache_dir, retry_attempts, progress)
+        # Recorded in the cache under its digest, not its tag: a concurrent pull of the same tag (another
+        # image of the spec with other platforms, a user's pull) cannot swap what this run then pushes.
+        by_content = dataclasses.replace(plan, reference=plan.manifest_digest)
+        pulled = pull_planned(src_ep, by_content, cache_dir, retry_attempts, progress)
         with _upload_slot(upload_limit):
             pushed = push_cached(dst_ep, pulled.key, destination_repository, tag, cache_dir, retry_attempts,
                                  progress=progress)  # fmt: skip

@@ -188,3 +188,27 @@ def test_a_repository_the_source_does_not_have_is_listed_as_failed(
     assert r.returncode == 4, r.stderr
     assert _actions(r.stdout) == {f"{unique_repo}-absent": "failed", f"{unique_repo}:v1": "copied"}
     assert skopeo.list_tags(destination, unique_repo) == ["v1"]
+
+
+def test_one_source_tag_mirrored_twice_with_different_platforms_lands_right_at_both(
+    cli_with_server: Cli, plain_registry, registry_factory, sample_image, unique_repo, tmp_path
+):
+    """Both copies pull the same tag into one cache at once; each pushes what it pulled (recorded by digest)."""
+    destination = registry_factory()
+    skopeo.copy_layout_to_registry(sample_image.multi_arch([300, 200]), plain_registry, f"{unique_repo}:v1")
+    children = json.loads(skopeo.inspect_raw(plain_registry, f"{unique_repo}:v1"))["manifests"]
+    by_arch = {c["platform"]["architecture"]: c["digest"] for c in children}
+    images = [
+        {
+            "repository": unique_repo,
+            "destination": f"{unique_repo}-{arch}",
+            "tags": ["v1"],
+            "platforms": [f"linux/{arch}"],
+        }
+        for arch in ("amd64", "arm64")
+    ]
+    r = cli_with_server("mirror", str(_spec(tmp_path / "m.yaml", plain_registry, destination, images)),
+                        "--cache-dir", "c", "--images-at-once", "2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    for arch, digest in by_arch.items():
+        assert skopeo.inspect_digest(destination, f"{unique_repo}-{arch}:v1") == digest

@@ -30,15 +30,18 @@ def _save_secret(api_url: str, name: str, value: dict[str, str]) -> None:
 def _setup(project: Project, source, destination, images: list[dict[str, Any]], destination_url: str = "") -> None:
     user, password = source.creds
     _save_secret(project.api_url, "mirror-source-login", {"username": user, "password": password})
+    destination_registry = destination_url or destination.url
     spec = {
         "source": {"registry": source.url, "credentials_secret": "mirror-source-login"},
-        "destination": {"registry": destination_url or destination.url},
+        "destination": {"registry": destination_registry},
         "images": images,
     }
     (project.folder / "mirror.yaml").write_text(yaml.safe_dump(spec))
     dest_user, dest_password = destination.creds
     project.env.update(
-        DOCKER_IMAGE_PUSHER_DESTINATION_USERNAME=dest_user, DOCKER_IMAGE_PUSHER_DESTINATION_PASSWORD=dest_password
+        DOCKER_IMAGE_PUSHER_DESTINATION_REGISTRY=destination_registry,  # these credentials are for it only
+        DOCKER_IMAGE_PUSHER_DESTINATION_USERNAME=dest_user,
+        DOCKER_IMAGE_PUSHER_DESTINATION_PASSWORD=dest_password,
     )
 
 

@@ -429,6 +429,8 @@ def mirror(
     config: Path | None,
     flags: dict[str, Any],
 ) -> None:
+    import os
+
     from ..mirror import load_spec
     from ..settings import load_settings
 
@@ -439,18 +441,23 @@ def mirror(
     credentials: Logins = {}
     for side, registry in (("source", loaded.source), ("destination", loaded.destination)):
         username, stdin = logins[side]
-        credentials |= _mirror_login(side, username, stdin, registry.host, registry.credentials_secret)
-    if deployment and any(credentials.values()):
-        raise UsageError(
-            "--deployment: the workers cannot use credentials given here; name a Secret block in the "
-            "spec (credentials_secret) or give the workers docker's config.json or the environment"
-        )
+        if deployment and (username or stdin or os.environ.get(f"DOCKER_IMAGE_PUSHER_{side.upper()}_USERNAME")):
+            raise UsageError(
+                "--deployment: the workers cannot use credentials given here; name a Secret block in the "
+                "spec (credentials_secret) or give the workers docker's config.json or their environment"
+            )
+        if not deployment:  # the workers look for their own (a login found here stays here)
+            credentials |= _mirror_login(side, username, stdin, registry.host, registry.credentials_secret)
     from ..cache import Cache
 
     cache = Cache(settings.cache_dir)
     cache.ensure_layout()
+    document = loaded.to_dict()
+    for side in ("source", "destination"):  # the agent (or a worker) runs elsewhere: a relative path would break
+        if document[side].get("ca_file"):
+            document[side]["ca_file"] = str(Path(document[side]["ca_file"]).absolute())
     params = dict(
-        spec=loaded.to_dict(),
+        spec=document,
         dry_run=dry_run,
         cache_dir=str(cache.root),
         retry_attempts=settings.retry_attempts,
@@ -460,7 +467,7 @@ def mirror(
     )
     rows: list[Any] = []
     try:
-        result, elapsed = _run_flow("mirror", params, settings, {} if deployment else credentials, rows.append)
+        result, elapsed = _run_flow("mirror", params, settings, credentials, rows.append)
     finally:
         _print_mirror(rows)
     from ..progress.units import human_bytes

@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..errors import UsageError
 from ..manifest import parse_platform
+from ..media_types import INDEX_TYPES
 from ..pull import kept_digest
 from ._select import is_immutable, select_tags
 
@@ -76,7 +78,10 @@ def compare_tag(
     here = source.head_manifest(source_repository, tag)
     if here is None:
         return TagCheck(tag, "failed", "not found at the source", None, there_digest, None)
-    expected = expected_digest(cache, here.digest, here.media_type, platforms)
+    try:
+        expected = expected_digest(cache, here.digest, here.media_type, platforms)
+    except UsageError as err:  # the index has no such platform: this tag fails, not the whole image
+        return TagCheck(tag, "failed", err.message, here.digest, there_digest, None)
     if there is None:
         return TagCheck(tag, "copy", "new", here.digest, None, expected)
     if expected is not None and expected == there_digest:
@@ -90,7 +95,7 @@ def expected_digest(cache: Cache, source_digest: str | None, media_type: str, pl
     tell without a GET: the same digest for all platforms; for a subset, from the index if it is cached."""
     if source_digest is None:
         return None
-    if not platforms:
+    if not platforms or media_type not in INDEX_TYPES:  # all of it, or a single image: copied as it is
         return source_digest
     if not cache.has_blob(source_digest):
         return None
