@@ -144,8 +144,11 @@ def _here(todo: list[dict[str, Any]], common: dict[str, Any], at_once: int) -> l
     """Child flow runs in this process, ``at_once`` at a time; they share the run's concurrency controller
     (the context is copied into each thread), so blob transfers stay under one limit."""
 
+    events = channel(common.get("progress"))
+
     def one(item: dict[str, Any]) -> Outcome:
         try:
+            events.raise_if_cancelled()  # the CLI went away: start no more images
             with starting():
                 copy = mirror_image_flow(**item, **common)
         except Exception as err:
