@@ -1,5 +1,6 @@
 """The end-to-end demo on loopback: a throwaway distribution registry, a sample multi-arch image built in
-Python and put there by skopeo, pulled into a cache by docker-image-pusher, then listed.
+Python and put there by skopeo, pulled into a cache by docker-image-pusher and listed; then a second
+registry, mirrored from the first twice (the second run finds nothing to copy), checked with skopeo.
 
 Run through `make demo`. Everything lives under .demo/ and the registry is stopped at the end; the local
 Prefect server the tool starts on first use keeps running for the next run (`docker-image-pusher server stop`).
@@ -17,7 +18,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from rig.images import build_multi_arch  # noqa: E402
 from rig.registry import start_plain_registry  # noqa: E402
-from rig.skopeo import copy_layout_to_registry  # noqa: E402
+from rig.skopeo import copy_layout_to_registry, inspect_digest  # noqa: E402
 
 TOOL = str(Path(sys.executable).with_name("docker-image-pusher"))
 
@@ -50,6 +51,21 @@ def main() -> int:
             print("the cached digest differs from the one skopeo pushed", file=sys.stderr)
             return 1
         print(f"\ncached digest matches what skopeo pushed: {image.index_digest}")
+        with start_plain_registry(work / "mirror") as mirror:
+            spec = work / "mirror.yaml"
+            spec.write_text(
+                f"source: {{registry: {registry.url}}}\n"
+                f"destination: {{registry: {mirror.url}, repository_prefix: mirror}}\n"
+                "images:\n  - repository: demo/hello\n    include: ['v\\d+']\n"
+            )
+            for run in ("copies what differs", "again: nothing to copy"):
+                step(f"docker-image-pusher mirror {spec.name} ({run})")
+                subprocess.run([TOOL, "mirror", str(spec), "--cache-dir", cache], check=True)
+            copied = inspect_digest(mirror, "mirror/demo/hello:v1")
+            if copied != image.index_digest:
+                print(f"the mirror holds {copied}, not {image.index_digest}", file=sys.stderr)
+                return 1
+            print(f"\nskopeo reads the same index at the mirror: {copied}")
     return 0
 
 
