@@ -402,6 +402,19 @@ def clean(
     )
 
 
+@app.command()
+def verify(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="delete bad blobs and tmp/ leftovers, drop the images that needed them")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+    cache_dir: CacheDir = None,
+    config: Config = None,
+) -> None:
+    """Check every blob, image entry and temp file of the cache; exit 8 if problems remain."""
+    _commands.verify(repair=repair, json_output=json_output, config=config, flags=dict(cache_dir=cache_dir))
+
+
 @server_app.command("status")
 def server_status() -> None:
     """Show whether the local Prefect server is running, and where."""

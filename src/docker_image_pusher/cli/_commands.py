@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..errors import CacheError, NotFoundError, UsageError
 from ..reference import Reference, parse_reference, reference_from_parts
 
 if TYPE_CHECKING:  # pydantic-settings costs ~0.3 s to import: only commands that need settings pay it
@@ -18,7 +18,18 @@ if TYPE_CHECKING:  # pydantic-settings costs ~0.3 s to import: only commands tha
     from ..progress.events import ImageMirrored
     from ..settings import Settings
 
-__all__ = ["clean", "extract", "list_images", "mirror", "pull", "push", "save", "server_status", "server_stop"]
+__all__ = [
+    "clean",
+    "extract",
+    "list_images",
+    "mirror",
+    "pull",
+    "push",
+    "save",
+    "server_status",
+    "server_stop",
+    "verify",
+]
 
 
 def _read_password(password_stdin: bool, settings: Settings | None) -> str | None:
@@ -594,6 +605,34 @@ def clean(*, images: list[str], everything: bool, dry_run: bool, config: Path | 
             print("an operation is running on this cache: no file deleted now; the next clean collects them")
         if not dry_run:
             execute_clean(cache, plan)
+
+
+def verify(*, repair: bool, json_output: bool, config: Path | None, flags: dict[str, Any]) -> None:
+    """One line per problem, then a summary. Exit 0 when the cache is sound (or repair fixed everything),
+    8 (CacheError) when problems remain or repair is refused because an operation is using the cache, 4
+    (NotFoundError) when there is no cache folder: nothing to vouch for, and not a damaged cache either."""
+    from ..settings import load_settings
+
+    settings = load_settings(flags, config)
+    from ..cache import Cache
+    from ..cache._verify import verify_cache
+
+    cache = Cache(settings.cache_dir)
+    if not cache.root.is_dir():
+        raise NotFoundError(f"no cache at {cache.root}")
+    report = verify_cache(cache, repair=repair)
+    if json_output:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        for p in report.problems:
+            print(f"{p.kind} {p.path}: {p.detail}" + (f" -> {p.repaired}" if p.repaired else ""))
+        count = len(report.problems)
+        fixed = ", repaired" if report.problems and not report.remaining else ""
+        print(f"verified {report.blobs_checked} blobs ({report.bytes_hashed / (1 << 20):.1f} MiB) and "
+              f"{report.images_checked} images: {count} problem{'' if count == 1 else 's'}{fixed}")  # fmt: skip
+    if report.remaining:
+        hint = "" if repair else "; verify --repair fixes them"
+        raise CacheError(f"{len(report.remaining)} problem(s) in the cache at {cache.root}{hint}")
 
 
 def server_status() -> None:
