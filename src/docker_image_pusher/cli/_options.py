@@ -5,6 +5,7 @@ Each flag left out is None, so the environment and the config file apply (see se
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -129,40 +130,29 @@ StatsFile = Annotated[
 ]
 
 
-def concurrency_flags(
-    manager: str | None,
-    enable_dynamic: bool | None,
-    strategy: str | None,
-    preset: str | None,
-    min_concurrent: int | None,
-    max_concurrent: int | None,
-    initial_concurrent: int | None,
-    adjustment_factor: float | None,
-    speed_threshold: float | None,
-    sample_interval: float | None,
-    confidence_threshold: float | None,
-    enable_monitoring: bool | None,
-    auto_strategy_switching: bool | None,
-    strategy_switch_confidence: float | None,
-    control_file: Path | None,
-) -> dict[str, Any]:
-    return dict(
-        concurrency_manager=manager,
-        enable_dynamic_concurrency=enable_dynamic,
-        concurrency_strategy=strategy,
-        concurrency_preset=preset,
-        min_concurrent=min_concurrent,
-        max_concurrent=max_concurrent,
-        initial_concurrent=initial_concurrent,
-        adjustment_factor=adjustment_factor,
-        speed_threshold=speed_threshold,
-        sample_interval=sample_interval,
-        confidence_threshold=confidence_threshold,
-        enable_monitoring=enable_monitoring,
-        auto_strategy_switching=auto_strategy_switching,
-        strategy_switch_confidence=strategy_switch_confidence,
-        concurrency_control_file=control_file,
-    )
+CONCURRENCY_FLAGS = (
+    "concurrency_manager",
+    "enable_dynamic_concurrency",
+    "concurrency_strategy",
+    "concurrency_preset",
+    "min_concurrent",
+    "max_concurrent",
+    "initial_concurrent",
+    "adjustment_factor",
+    "speed_threshold",
+    "sample_interval",
+    "confidence_threshold",
+    "enable_monitoring",
+    "auto_strategy_switching",
+    "strategy_switch_confidence",
+    "concurrency_control_file",
+)
+
+
+def concurrency_flags(command_arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The concurrency options of a command, given its ``locals()``: every command that takes them declares
+    them under the settings' own names (CONCURRENCY_FLAGS), so they pass through by name."""
+    return {name: command_arguments[name] for name in CONCURRENCY_FLAGS}
 
 
 def progress_flags(detail: str | None, interval: int | None, stats_file: Path | None) -> dict[str, Any]:
