@@ -34,3 +34,13 @@ def cli(tmp_path: Path) -> Cli:
 @pytest.fixture
 def cli_with_server(tmp_path: Path, prefect_api: str) -> Cli:
     return Cli(tmp_path)
+
+
+def one_line_error(stderr: str) -> str:
+    """The failure of a run as a user sees it: exactly one ``error:`` line, the last one (progress lines may
+    come first), and no traceback. Returns that line."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr
+    assert "Traceback" not in stderr
+    return errors[0]

@@ -17,7 +17,7 @@ import pytest
 from credentials.fakes import Helpers, basic
 from rig import skopeo
 
-from .conftest import TOOL, Cli
+from .conftest import TOOL, Cli, one_line_error
 
 WRONG = "wrong-Pa55word-from-config"
 
@@ -58,14 +58,6 @@ def _assert_nothing_leaked(secrets: list[str], *runs: subprocess.CompletedProces
     output = "".join(r.stdout + r.stderr for r in runs)
     leaked = [i for i, secret in enumerate(secrets) if secret in output]
     assert not leaked, f"secrets #{leaked} appear in the output"  # the indexes, never the secrets
-
-
-def _one_line_error(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    assert "Traceback" not in stderr
-    return errors[0]
 
 
 @pytest.fixture
@@ -109,7 +101,7 @@ def test_docker_config_names_the_only_config_folder_read(
         assert r.returncode == 0, r.stderr
     else:
         assert r.returncode == 3, r.stderr
-        _one_line_error(r.stderr)
+        one_line_error(r.stderr)
     _assert_nothing_leaked(_secrets(basic_registry.creds, (basic_registry.username, WRONG)), r)
 
 
@@ -137,7 +129,7 @@ def test_a_cred_helper_missing_from_path_exits_3_naming_it(cli, basic_registry, 
     _write_config(tmp_path / ".docker", {"credHelpers": {basic_registry.host: "absent"}})
     r = _run(cli, "pull", basic_image, "--cache-dir", "c", "--retry-attempts", "0", env=_path_with(helpers))
     assert r.returncode == 3, r.stderr
-    assert "docker-credential-absent" in _one_line_error(r.stderr)
+    assert "docker-credential-absent" in one_line_error(r.stderr)
 
 
 def test_username_and_password_stdin_win_over_a_wrong_config(cli_with_server, basic_registry, basic_image, tmp_path):
@@ -215,6 +207,6 @@ def test_mirror_deployment_with_command_line_credentials_is_a_usage_error(cli, t
     r = _run(cli, "mirror", str(_spec(tmp_path)), "--cache-dir", "c", "--deployment", "x/y", "--src-username", "a",
              "--src-password-stdin", input="pw-two-Secret\n")  # fmt: skip
     assert r.returncode == 2, r.stderr
-    assert "--deployment" in _one_line_error(r.stderr)
+    assert "--deployment" in one_line_error(r.stderr)
     assert not (tmp_path / "c").exists()
     _assert_nothing_leaked(_secrets(("a", "pw-two-Secret")), r)

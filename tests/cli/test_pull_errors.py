@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from rig.skopeo import copy_layout_to_registry
 
+from .conftest import one_line_error
+
 
 def _snapshot(cache: Path) -> dict[str, str]:
     """Everything that is cache content: index, manifests, blobs, and any leftover data in tmp/."""
@@ -19,15 +21,6 @@ def _snapshot(cache: Path) -> dict[str, str]:
         for p in sorted(cache.rglob("*"))
         if p.is_file() and not p.name.endswith(".lock")
     }
-
-
-def _one_line_error(stderr: str) -> str:
-    """Progress lines may come first; the failure itself is exactly one last line."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error: ")]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    assert "Traceback" not in stderr
-    return errors[0]
 
 
 @pytest.fixture
@@ -45,14 +38,14 @@ def seeded_cache(cli_with_server, plain_registry, sample_image, unique_repo, tmp
 def test_invalid_references_exit_2(cli, image, tmp_path):
     r = cli("pull", image, "--cache-dir", str(tmp_path / "c"))
     assert r.returncode == 2
-    assert "invalid" in _one_line_error(r.stderr)
+    assert "invalid" in one_line_error(r.stderr)
     assert not (tmp_path / "c").exists()
 
 
 def test_repository_name_with_dot_dot_is_refused_before_touching_anything(cli, tmp_path):
     r = cli("pull", "-r", "a/../../etc", "-t", "v1", "--registry", "http://127.0.0.1:9", "--cache-dir", "c")
     assert r.returncode == 2
-    assert "invalid repository name" in _one_line_error(r.stderr)
+    assert "invalid repository name" in one_line_error(r.stderr)
     assert not (tmp_path / "c").exists()
 
 
@@ -61,7 +54,7 @@ def test_unknown_repository_and_tag_exit_4(cli_with_server, plain_registry, seed
     for ref in (f"{unique_repo}-nothing:v1", f"{unique_repo}-seed:nope"):
         r = cli_with_server("pull", plain_registry.ref(ref), "--cache-dir", str(seeded_cache), "--retry-attempts", "0")
         assert r.returncode == 4, r.stderr
-        assert "not found" in _one_line_error(r.stderr).lower()
+        assert "not found" in one_line_error(r.stderr).lower()
     assert _snapshot(seeded_cache) == before
 
 
@@ -74,7 +67,7 @@ def test_wrong_credentials_exit_3_and_never_echo_the_password(
     wrong = "wrong-password-123"
     r = cli_with_server("pull", ref, "-u", "user", "--password-stdin", "--cache-dir", "c", input=wrong + "\n")
     assert r.returncode == 3, r.stderr
-    _one_line_error(r.stderr)
+    one_line_error(r.stderr)
     assert wrong not in r.stderr + r.stdout
     ok = cli_with_server("pull", ref, "-u", "user", "--password-stdin", "--cache-dir", "c", input="secret-pass\n")
     assert ok.returncode == 0, ok.stderr
@@ -88,7 +81,7 @@ def test_anonymous_pull_from_a_registry_that_needs_login_exits_3(
     copy_layout_to_registry(image, basic_registry, f"{unique_repo}:v1")
     r = cli_with_server("pull", basic_registry.ref(f"{unique_repo}:v1"), "--cache-dir", "c", "--retry-attempts", "0")
     assert r.returncode == 3, r.stderr
-    _one_line_error(r.stderr)
+    one_line_error(r.stderr)
 
 
 def test_token_auth_pull_with_credentials(cli_with_server, token_registry, token_server, sample_image, unique_repo):
@@ -113,7 +106,7 @@ def test_registry_down_exits_5(cli_with_server, tmp_path):
     r = cli_with_server("pull", f"127.0.0.1:{port}/a/b:v1", "--registry", f"http://127.0.0.1:{port}",
                         "--cache-dir", "c", "--retry-attempts", "0")  # fmt: skip
     assert r.returncode == 5, r.stderr
-    _one_line_error(r.stderr)
+    one_line_error(r.stderr)
 
 
 def test_tls_certificate_is_verified_unless_told_otherwise(
@@ -124,7 +117,7 @@ def test_tls_certificate_is_verified_unless_told_otherwise(
     ref = tls_registry.ref(f"{unique_repo}:v1")
     r = cli_with_server("pull", ref, "--registry", tls_registry.url, "--cache-dir", "c", "--retry-attempts", "0")
     assert r.returncode == 5, r.stderr
-    assert "certificate" in _one_line_error(r.stderr).lower()
+    assert "certificate" in one_line_error(r.stderr).lower()
     r = cli_with_server(
         "pull", ref, "--registry", tls_registry.url, "--cache-dir", "c", "--ca-file", str(tls_registry.ca_cert)
     )
@@ -147,7 +140,7 @@ def test_a_blob_that_does_not_match_its_digest_is_discarded(
     r = cli_with_server("pull", plain_registry.ref(f"{unique_repo}:bad"), "--cache-dir", str(seeded_cache),
                         "--retry-attempts", "1")  # fmt: skip
     assert r.returncode == 6, r.stderr
-    assert image.layer_digests[0] in _one_line_error(r.stderr)
+    assert image.layer_digests[0] in one_line_error(r.stderr)
     after = _snapshot(seeded_cache)
     assert not any(layer in k for k in after)
     # Only content-addressed manifest/config blobs (verified, harmless, reusable) may have been added.

@@ -9,6 +9,8 @@ import pytest
 from rig.proxy import start_proxy
 from rig.skopeo import copy_layout_to_registry, copy_registry_to_oci, inspect_digest, inspect_raw
 
+from .conftest import one_line_error
+
 MIB = 1 << 20
 
 
@@ -118,8 +120,7 @@ def test_push_without_push_rights_exits_3(
     )  # fmt: skip
     assert r.returncode == 3, r.stderr
     assert "reader-pass-1" not in r.stderr + r.stdout
-    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "push" in errors[0]
+    assert "push" in one_line_error(r.stderr)
 
 
 def test_list_json_describes_what_was_pulled(cli_with_server, plain_registry, sample_image, unique_repo, tmp_path):
