@@ -9,7 +9,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 __all__ = ["LOOPBACK", "HasHost", "LoopbackFront", "free_port", "http_status", "split_upstream", "wait_for_status"]
 
@@ -29,9 +30,29 @@ def split_upstream(upstream: str | HasHost) -> tuple[str, int]:
 
 
 class LoopbackFront:
-    """The addresses of a server the suite runs on 127.0.0.1:``port`` in front of another (the proxies)."""
+    """A server the suite runs on 127.0.0.1:``port`` in front of another (the proxies): its addresses, and its
+    life as a context manager (``start()`` on entry, ``stop()`` on exit)."""
 
     port: int
+    upstream_host: str
+    upstream_port: int
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.host} -> {self.upstream_host}:{self.upstream_port})"
 
     @property
     def host(self) -> str:

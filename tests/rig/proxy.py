@@ -29,7 +29,6 @@ import termios
 import threading
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Literal
 
 from rig.net import LOOPBACK, HasHost, LoopbackFront, split_upstream
@@ -268,17 +267,6 @@ class TcpProxy(LoopbackFront):
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         self._loop = self._thread = None
-
-    def __enter__(self) -> TcpProxy:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"TcpProxy({self.host} -> {self.upstream_host}:{self.upstream_port})"
 
     # -- loop side ------------------------------------------------------------------------------------------
 

@@ -57,7 +57,6 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 
 from rig.net import LOOPBACK, HasHost, LoopbackFront, split_upstream
 
@@ -303,17 +302,6 @@ class ThrottlingHttpProxy(LoopbackFront):
         server.server_close()
         thread.join(timeout=10)
         self._server = self._thread = None
-
-    def __enter__(self) -> ThrottlingHttpProxy:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"ThrottlingHttpProxy({self.host} -> {self.upstream_host}:{self.upstream_port})"
 
     # -- handler side ---------------------------------------------------------------------------------------
 
