@@ -153,8 +153,7 @@ def _here(todo: list[dict[str, Any]], common: dict[str, Any], at_once: int) -> l
                 copy = mirror_image_flow(**item, **common)
         except Exception as err:
             return _failed_row(item, common, err), err
-        return _row(ImageMirrored(copy.source, copy.target, copy.action, copy.reason, copy.digest,
-                                  copy.bytes_transferred)), None  # fmt: skip
+        return _row(copy.event()), None
 
     with ThreadPoolExecutor(max(1, at_once), thread_name_prefix="mirror-image") as pool:
         futures = [pool.submit(contextvars.copy_context().run, one, item) for item in todo]
@@ -190,8 +189,7 @@ def _on_workers(deployment: str, todo: list[dict[str, Any]], common: dict[str, A
             if copy is None:
                 return _row(ImageMirrored(_shown(common, item, "source"), _shown(common, item, "destination"),
                                           "copied", f"by run {run.name}")), None  # fmt: skip
-            return _row(ImageMirrored(copy.source, copy.target, copy.action, copy.reason, copy.digest,
-                                      copy.bytes_transferred)), None  # fmt: skip
+            return _row(copy.event()), None
         message = (state.message if state else None) or "the run did not complete"
         failed = TransferError(f"{_shown(common, item, 'source')}: run {run.name}: {message}")
         return _failed_row(item, common, failed), failed

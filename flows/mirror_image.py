@@ -43,6 +43,9 @@ class ImageCopy:
     digest: str | None
     bytes_transferred: int = 0  # sent to the destination
 
+    def event(self) -> ImageMirrored:
+        return ImageMirrored(self.source, self.target, self.action, self.reason, self.digest, self.bytes_transferred)
+
 
 @flow(
     name="mirror-image",
@@ -110,9 +113,7 @@ def _done(progress: str | None, copy: ImageCopy) -> ImageCopy:
     from prefect.states import Completed
 
     get_run_logger().info("%s -> %s: %s (%s) %s", copy.source, copy.target, copy.action, copy.reason, copy.digest)
-    channel(progress).publish(
-        ImageMirrored(copy.source, copy.target, copy.action, copy.reason, copy.digest, copy.bytes_transferred)
-    )
+    channel(progress).publish(copy.event())
     state: Any = Completed(message=OUTCOME_PREFIX + json.dumps(asdict(copy)), data=copy)
     return state  # type: ignore[no-any-return]  # a flow returning a state ends in it; its caller gets `copy`
 
