@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from docker_image_pusher.cache import BlobRecord, Cache, ImageEntry, ManifestRecord, gc_lock
-from docker_image_pusher.cache._verify import verify_cache
+from docker_image_pusher.cache import BlobRecord, Cache, ImageEntry, ManifestRecord, gc_lock, verify_cache
 from docker_image_pusher.errors import CacheError
 
 

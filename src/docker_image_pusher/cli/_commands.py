@@ -614,8 +614,7 @@ def verify(*, repair: bool, json_output: bool, config: Path | None, flags: dict[
     from ..settings import load_settings
 
     settings = load_settings(flags, config)
-    from ..cache import Cache
-    from ..cache._verify import verify_cache
+    from ..cache import Cache, verify_cache
 
     cache = Cache(settings.cache_dir)
     if not cache.root.is_dir():
