@@ -45,6 +45,7 @@ def pull_flow(
     scheme: str | None = None,
     skip_tls: bool = False,
     ca_file: str | None = None,
+    read_timeout: float = 60.0,
     platforms: list[str] | None = None,
     cache_dir: str = ".cache",
     retry_attempts: int = 3,
@@ -59,7 +60,9 @@ def pull_flow(
         gc_lock(Cache(cache_dir), exclusive=False),  # a concurrent clean collects no file of this run
         login(registry, auth_ref, credentials_secret, "DOCKER_IMAGE_PUSHER_") as ref_for_run,
     ):
-        endpoint = Endpoint(registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=ref_for_run)
+        endpoint = Endpoint(
+            registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=ref_for_run, read_timeout=read_timeout
+        )
         tag, digest = (None, reference) if reference.startswith("sha256:") else (reference, None)
         ref = Reference(registry, repository, tag=tag, digest=digest)
         plan = resolve_pull(endpoint, ref, platforms or [], cache_dir, retry_attempts, progress)

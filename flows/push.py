@@ -45,6 +45,7 @@ def push_flow(
     scheme: str | None = None,
     skip_tls: bool = False,
     ca_file: str | None = None,
+    read_timeout: float = 60.0,
     retry_attempts: int = 3,
     force_upload: bool = False,
     chunk_size: int | None = None,
@@ -58,7 +59,9 @@ def push_flow(
         gc_lock(Cache(cache_dir), exclusive=False),  # a concurrent clean collects no file of this run
         login(registry, auth_ref, credentials_secret, "DOCKER_IMAGE_PUSHER_") as ref_for_run,
     ):
-        endpoint = Endpoint(registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=ref_for_run)
+        endpoint = Endpoint(
+            registry, scheme, verify_tls=not skip_tls, ca_file=ca_file, auth_ref=ref_for_run, read_timeout=read_timeout
+        )
         return push_cached(endpoint, source, repository, tag, cache_dir, retry_attempts, force_upload, chunk_size,
                            progress)  # fmt: skip
 

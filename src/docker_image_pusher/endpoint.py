@@ -37,6 +37,7 @@ class Endpoint:
     verify_tls: bool = True
     ca_file: str | None = None
     auth_ref: str | None = None  # key of credentials registered in this process; None: anonymous
+    read_timeout: float = 60.0  # seconds without a byte from the registry before a request fails (temporary)
 
     @property
     def verify(self) -> bool | str:
@@ -96,6 +97,7 @@ def client_for(endpoint: Endpoint) -> RegistryClient:
                 scheme=endpoint.scheme,
                 credentials=_credentials.get(endpoint.auth_ref) if endpoint.auth_ref else None,
                 verify=endpoint.verify,
+                read_timeout=endpoint.read_timeout,
             )
             _clients[endpoint] = client
         return client

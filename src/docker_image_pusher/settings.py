@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     ca_file: Path | None = None
     cache_dir: Path = Path(".cache")
     retry_attempts: int = Field(3, ge=0, le=50)
+    read_timeout: float = Field(60.0, gt=0, le=3600)  # seconds a registry may send nothing before a request fails
     platforms: list[str] = Field(default_factory=list)
     # the concurrency controller (see docker_image_pusher.concurrency); None: the preset's or the manager's own
     concurrency_manager: Literal["fixed", "dynamic", "adaptive"] | None = None

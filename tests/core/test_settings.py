@@ -54,3 +54,15 @@ def test_invalid_settings_are_usage_errors(tmp_path, flags, text):
 def test_a_missing_explicit_config_file_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="does not exist"):
         load_settings({}, tmp_path / "nope.toml")
+
+
+def test_read_timeout_comes_from_a_flag_the_environment_or_the_file(monkeypatch, tmp_path):
+    assert load_settings({}).read_timeout == 60
+    config = tmp_path / "c.toml"
+    config.write_text("read_timeout = 7.5\n")
+    assert load_settings({}, config).read_timeout == 7.5
+    monkeypatch.setenv("DOCKER_IMAGE_PUSHER_READ_TIMEOUT", "9")
+    assert load_settings({}, config).read_timeout == 9
+    assert load_settings({"read_timeout": 2.0}, config).read_timeout == 2
+    with pytest.raises(UsageError, match="read_timeout"):
+        load_settings({"read_timeout": 0})

@@ -263,3 +263,16 @@ def test_files_that_are_not_a_spec_are_one_line_errors(tmp_path, text, expected)
 def test_a_missing_file_is_a_usage_error(tmp_path):
     message = load_error(tmp_path / "nope.yaml")
     assert "cannot read it: No such file or directory" in message
+
+
+def test_a_read_timeout_in_the_spec_reaches_that_side_s_endpoint(tmp_path):
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "source: {registry: 'http://127.0.0.1:1', read_timeout: 5}\n"
+        "destination: {registry: 'http://127.0.0.1:2'}\n"
+        "images: [{repository: a, tags: [v1]}]\n"
+    )
+    spec = load_spec(path)
+    assert spec.source.endpoint().read_timeout == 5
+    assert spec.destination.endpoint().read_timeout == 60  # unset: the default
+    assert spec_from_dict(spec.to_dict()) == spec

@@ -113,6 +113,7 @@ def _connection(settings: Settings, scheme: str | None) -> dict[str, Any]:
         skip_tls=settings.skip_tls,
         ca_file=str(Path(settings.ca_file).absolute()) if settings.ca_file else None,
         retry_attempts=settings.retry_attempts,
+        read_timeout=settings.read_timeout,
     )
 
 
@@ -467,6 +468,8 @@ def mirror(
     for side in ("source", "destination"):  # the agent (or a worker) runs elsewhere: a relative path would break
         if document[side].get("ca_file"):
             document[side]["ca_file"] = str(Path(document[side]["ca_file"]).absolute())
+        if document[side].get("read_timeout") is None:  # the spec's own value wins over --read-timeout
+            document[side]["read_timeout"] = settings.read_timeout
     params = dict(
         spec=document,
         dry_run=dry_run,

@@ -26,6 +26,7 @@ __all__ = [
     "MinConcurrent",
     "ProgressDetail",
     "ProgressInterval",
+    "ReadTimeout",
     "SampleInterval",
     "SpeedThreshold",
     "StatsFile",
@@ -112,6 +113,12 @@ ConcurrencyControlFile = Annotated[
         "--concurrency-control-file",
         help='JSON re-read during the run, e.g. {"max_concurrent": 4}',
         rich_help_panel=_C,
+    ),
+]
+ReadTimeout = Annotated[
+    float | None,
+    typer.Option(
+        "--read-timeout", help="seconds a registry may send nothing before a request fails and is retried [default: 60]"
     ),
 ]
 ProgressDetail = Annotated[

@@ -7,6 +7,7 @@ parameter (``spec_from_dict``; ``MirrorSpec.to_dict`` gives it back as plain JSO
       registry: https://registry-1.docker.io   # http(s)://host[:port] or host[:port], as the CLI's --registry
       skip_tls: false            # optional; contradicts ca_file
       ca_file: null              # optional; a relative path is relative to the working directory
+      read_timeout: null         # optional: seconds the registry may send nothing (default: --read-timeout, 60)
       credentials_secret: null   # optional: name of a Prefect Secret block holding the credentials
     destination:
       registry: http://127.0.0.1:5000
@@ -201,6 +202,7 @@ class RegistrySpec(_Strict):
     skip_tls: StrictBool = False
     ca_file: Annotated[StrictStr, _checked(_check_file_name)] | None = None
     credentials_secret: Annotated[StrictStr, _checked(_check_block_name)] | None = None
+    read_timeout: Annotated[StrictFloat, Field(gt=0, le=3600, allow_inf_nan=False)] | None = None  # None: 60 s
 
     @model_validator(mode="after")
     def _tls_is_consistent(self) -> Self:
@@ -219,7 +221,12 @@ class RegistrySpec(_Strict):
     def endpoint(self, auth_ref: str | None = None) -> Endpoint:
         """The Endpoint for this registry; credentials are registered by the caller (``auth_ref``)."""
         return Endpoint(
-            host=self.host, scheme=self.scheme, verify_tls=not self.skip_tls, ca_file=self.ca_file, auth_ref=auth_ref
+            host=self.host,
+            scheme=self.scheme,
+            verify_tls=not self.skip_tls,
+            ca_file=self.ca_file,
+            auth_ref=auth_ref,
+            read_timeout=self.read_timeout if self.read_timeout is not None else 60.0,
         )
 
 

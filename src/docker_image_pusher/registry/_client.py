@@ -36,7 +36,7 @@ DEFAULT_MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_TAG_PAGES = 10_000
 # One page of a tag list; a registry that ignores ``n`` (distribution 2.8) sends every tag at once.
 _MAX_TAG_PAGE_BYTES = 32 * 1024 * 1024
-TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=None)
+TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=None)  # read: the default of --read-timeout
 # ~16 workers, each holding at most one connection at a time, plus headroom for token requests and for
 # redirect targets (CDN hosts share the pool).
 LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=30.0)
@@ -46,6 +46,10 @@ _SCHEMA1 = frozenset(
         "application/vnd.docker.distribution.manifest.v1+prettyjws",
     }
 )
+
+
+def _with_read_timeout(seconds: float) -> httpx.Timeout:
+    return httpx.Timeout(connect=TIMEOUT.connect, read=seconds, write=TIMEOUT.write, pool=TIMEOUT.pool)
 
 
 def _ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
@@ -126,7 +130,8 @@ class RegistryClient:
 
     ``base_url`` is ``https://host[:port]`` or ``http://host[:port]``. ``verify`` is True (system and certifi
     CAs), False (no verification), or a CA bundle file or directory. ``transport`` replaces the network (tests).
-    ``clock`` is for tests of token expiry.
+    ``clock`` is for tests of token expiry. ``read_timeout``: seconds a response may send nothing before the
+    request fails (a temporary error, retried); a stalled registry must not hang a run.
     """
 
     def __init__(
@@ -138,7 +143,10 @@ class RegistryClient:
         transport: httpx.BaseTransport | None = None,
         user_agent: str = "docker-image-pusher",
         clock: Callable[[], float] = time.time,
+        read_timeout: float | None = None,
     ) -> None:
+        if read_timeout is not None and not read_timeout > 0:
+            raise UsageError(f"invalid read timeout {read_timeout}: expected seconds above 0")
         self._base = _parse_base_url(base_url)
         self._auth = RegistryAuth(self._base, credentials, clock=clock)
         self._clock = clock
@@ -156,7 +164,7 @@ class RegistryClient:
             http1=True,
             http2=False,
             limits=LIMITS,
-            timeout=TIMEOUT,
+            timeout=TIMEOUT if read_timeout is None else _with_read_timeout(read_timeout),
             follow_redirects=True,
             headers={"User-Agent": user_agent},
             event_hooks=trace_hooks(),
@@ -175,6 +183,7 @@ class RegistryClient:
         transport: httpx.BaseTransport | None = None,
         user_agent: str = "docker-image-pusher",
         clock: Callable[[], float] = time.time,
+        read_timeout: float | None = None,
     ) -> RegistryClient:
         """A client for ``host[:port]``. Without a scheme: https, except that a loopback host (localhost,
         127.0.0.0/8, [::1]) falls back to plain http when https fails to connect, like docker's default
@@ -188,6 +197,7 @@ class RegistryClient:
             transport=transport,
             user_agent=user_agent,
             clock=clock,
+            read_timeout=read_timeout,
         )
         client._http_fallback = scheme is None and is_loopback_host(client._base.host)
         return client
