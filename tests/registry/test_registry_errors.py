@@ -144,6 +144,14 @@ def test_timeouts_are_temporary():
     assert error.temporary and "read timeout" in error.message
 
 
+def test_a_connection_cut_off_is_named_as_closed_or_reset():
+    for text in ("Server disconnected without sending a response.", "peer closed connection without sending "
+                 "complete message body"):  # fmt: skip
+        error = error_from_transport(httpx.RemoteProtocolError(text), action="push x", url="http://r.example/v2/")
+        assert error.temporary and "network error talking to r.example" in error.message
+        assert "closed or reset" in error.message, error.message
+
+
 def test_tls_verification_failure_is_permanent_and_suggests_a_fix():
     cause = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
     try:

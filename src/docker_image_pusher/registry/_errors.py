@@ -28,6 +28,12 @@ __all__ = [
 
 TEMPORARY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_ERROR_BODY = 64 * 1024
+# httpcore's words for a connection that ended early, in the user's: a reset while the request was being sent
+# is suppressed by httpcore, which then reads an end of stream, so "disconnected" may well have been a reset.
+_CUT_OFF = {
+    "server disconnected without sending a response": "the connection was closed or reset before an answer",
+    "peer closed connection without sending complete message body": "the connection was closed or reset mid-body",
+}
 _MAX_TEXT = 300
 
 _NOT_FOUND_HINTS = {
@@ -208,4 +214,5 @@ def error_from_transport(exc: httpx.HTTPError | OSError, *, action: str, url: ht
         kind = type(exc).__name__.replace("Timeout", " timeout").strip().lower()
         return TransferError(f"cannot {action}: {kind} talking to {host}", temporary=True)
     detail = _one_line(redact_text(str(exc) or type(exc).__name__), 160)
+    detail = _CUT_OFF.get(detail.rstrip(".").lower(), detail)
     return TransferError(f"cannot {action}: network error talking to {host} ({detail})", temporary=True)
