@@ -27,6 +27,7 @@ from ..errors import NotFoundError, PusherError, TransferError, UsageError
 from ..mirror import MirrorSpec, TagCheck, is_immutable, load_spec, spec_from_dict
 from ..progress.events import ImageMirrored, channel
 from ..progress.units import human_bytes
+from ..tasks._retry import retry_options
 from ..tasks.mirror import check_mirror_image
 from ._child_runs import starting
 from ._logins import login
@@ -74,10 +75,8 @@ def mirror_flow(
         login(dst.host, destination_auth_ref, dst.credentials_secret, "DOCKER_IMAGE_PUSHER_DESTINATION_") as dst_ref,
     ):
         images = list(loaded.images_resolved())
-        checks = [
-            check_mirror_image.submit(src.endpoint(src_ref), dst.endpoint(dst_ref), image, cache_dir)
-            for image in images
-        ]
+        check = check_mirror_image.with_options(**retry_options(retry_attempts))  # --retry-attempts, as the copies
+        checks = [check.submit(src.endpoint(src_ref), dst.endpoint(dst_ref), image, cache_dir) for image in images]
         rows: list[dict[str, Any]] = []
         failures: list[BaseException] = []
         todo: list[dict[str, Any]] = []

@@ -22,6 +22,7 @@ from ..errors import NotFoundError
 from ..mirror._spec import DestinationSpec, RateLimitSpec, RegistrySpec
 from ..progress.events import ImageMirrored, channel
 from ..reference import Reference
+from ..tasks._retry import retry_options
 from ..tasks.mirror import check_mirror_tag, wait_for_pull_budget
 from ._child_runs import started
 from ._logins import login
@@ -83,8 +84,9 @@ def mirror_image_flow(
         login(dst.host, destination_auth_ref, dst.credentials_secret, "DOCKER_IMAGE_PUSHER_DESTINATION_") as dst_ref,
     ):
         src_ep, dst_ep = src.endpoint(src_ref), dst.endpoint(dst_ref)
-        check = check_mirror_tag.submit(src_ep, dst_ep, source_repository, destination_repository, tag,
-                                        platforms or [], immutable, cache_dir).result()  # fmt: skip
+        check_tag = check_mirror_tag.with_options(**retry_options(retry_attempts))
+        check = check_tag.submit(src_ep, dst_ep, source_repository, destination_repository, tag,
+                                 platforms or [], immutable, cache_dir).result()  # fmt: skip
         if check.action == "failed":
             raise NotFoundError(f"{shown_source}: {check.reason}")
         if check.action == "unchanged":
