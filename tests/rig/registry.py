@@ -143,6 +143,17 @@ class RunningRegistry:
         self.stop()
         self.start()
 
+    def kill(self) -> None:
+        """SIGKILL the process (no draining: requests in flight are cut off); `start()` brings it back.
+
+        Upload sessions survive: their data is in storage and their `_state` is signed with the config's fixed
+        http secret, so `GET <upload URL>` after a restart still answers 204 with the Range received."""
+        proc, self.process = self.process, None
+        _live.discard(self)
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)
+
     def __enter__(self) -> RunningRegistry:
         return self
 

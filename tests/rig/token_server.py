@@ -32,6 +32,7 @@ __all__ = ["ALL_ACTIONS", "Grant", "Policy", "Scope", "TokenRequest", "TokenServ
 ALL_ACTIONS: frozenset[str] = frozenset({"pull", "push", "delete", "*"})
 
 ANONYMOUS = None
+REGISTRY_LEEWAY = 60  # seconds distribution 2.8 still accepts a token past its "exp"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,8 @@ class TokenServer:
     users: name -> password. user_actions: name -> actions that user may get on any repository (default all).
     allow_anonymous: issue tokens without credentials (granting anonymous_actions). expires_in: the lifetime
     reported and put in "exp". claim_lifetime: override the "exp" claim offset only (e.g. -120 for a token the
-    registry rejects while the client thinks it is fresh; the registry allows 60 s of leeway).
+    registry rejects while the client thinks it is fresh; the registry allows 60 s of leeway). For a token the
+    registry accepts now and refuses a few seconds later, see `reject_tokens_after`.
     """
 
     def __init__(
@@ -138,6 +140,13 @@ class TokenServer:
             self.policy = None
             self.fail_with = None
             self._requests.clear()
+
+    def reject_tokens_after(self, seconds: int) -> None:
+        """Issue tokens the registry (distribution 2.8: 60 s of leeway past "exp") accepts for about `seconds`
+        more, while "expires_in" still tells the client the full `expires_in`: the client keeps using a token
+        the registry starts refusing mid-run. reset() undoes it."""
+        with self._lock:
+            self.claim_lifetime = seconds - REGISTRY_LEEWAY
 
     def set_user(self, name: str, password: str, actions: Collection[str] = ALL_ACTIONS) -> None:
         """Add or change a user and the actions they may be granted (on every repository)."""
