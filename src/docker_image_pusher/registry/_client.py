@@ -27,6 +27,7 @@ from ._link import next_link
 from ._models import FetchedManifest, ManifestHead
 from ._rate_limit import RateLimit, parse_rate_limit
 from ._redact import install_log_redaction, trace_hooks
+from ._redirects import install_redirect_policy
 from ._session import Session
 from ._upload import Upload, UploadSession, start_upload
 
@@ -170,6 +171,7 @@ class RegistryClient:
             event_hooks=trace_hooks(),
             transport=transport,
         )
+        install_redirect_policy(self._http, lambda: self._base)
         self._session = Session(self._http)
 
     @classmethod
