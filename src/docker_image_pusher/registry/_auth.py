@@ -65,6 +65,16 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+_THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _same_host(a: str, b: str) -> bool:
+    """Whether two URL hosts name the same host: equal, or two of the usual names of this machine's loopback.
+    Another loopback address (127.0.0.2) counts as another host, like any other name."""
+    a, b = a.strip("[]").lower(), b.strip("[]").lower()
+    return a == b or (a in _THIS_MACHINE and b in _THIS_MACHINE)
+
+
 @dataclass(frozen=True)
 class _TokenKey:
     realm: str
@@ -312,12 +322,7 @@ class RegistryAuth(httpx.Auth):
             raise RegistryError(f"the registry named an invalid token service URL {key.realm!r}") from None
         if realm.scheme not in ("http", "https") or not realm.host:
             raise RegistryError(f"the registry named an unusable token service URL {key.realm!r}")
-        if (
-            self._credentials is not None
-            and realm.scheme == "http"
-            and realm.host != registry.host
-            and not is_loopback_host(realm.host)
-        ):
+        if self._credentials is not None and realm.scheme == "http" and not _same_host(realm.host, registry.host):
             raise AuthError(
                 f"refusing to send credentials over plain HTTP to the token service {realm.host}, another host "
                 f"than the registry {registry.host}; the registry must name an https:// realm"
