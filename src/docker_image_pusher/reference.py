@@ -124,6 +124,9 @@ def parse_reference(text: str, *, default_registry: str = DOCKER_HUB_API_HOST) -
     domain, path = _split_domain(name)
     if domain is not None and not _DOMAIN_RE.fullmatch(domain):
         raise UsageError(f"invalid reference {text!r}: bad registry host {domain!r}")
+    port = domain.rpartition("]")[2].partition(":")[2] if domain else ""
+    if port and not 0 < int(port) <= 65535:
+        raise UsageError(f"invalid reference {text!r}: bad registry port {port} (1 to 65535)")
     registry = normalize_registry(domain) if domain else default_registry
     if registry == DOCKER_HUB_API_HOST and "/" not in path:
         path = f"library/{path}"
