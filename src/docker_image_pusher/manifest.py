@@ -16,6 +16,7 @@ from .errors import IntegrityError, UsageError
 from .reference import is_digest
 
 __all__ = [
+    "MAX_LAYERS",
     "Descriptor",
     "ImageIndex",
     "ImageManifest",
@@ -24,6 +25,12 @@ __all__ = [
     "parse_platform",
     "sha256_digest",
 ]
+
+
+# Layers per image manifest. Each layer is a blob task and, when run, an overlay mount: overlayfs stacks at
+# most ~128 lower layers (docker's "max depth exceeded"), so no runnable image comes near 1000, while a
+# hostile manifest of 10,000+ tiny descriptors (still under the 4 MiB manifest limit) would plan 10,000 tasks.
+MAX_LAYERS = 1000
 
 
 def sha256_digest(data: bytes) -> str:
@@ -111,7 +118,7 @@ class ImageIndex:
 def _load(raw: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
         raise IntegrityError("manifest is not valid JSON") from None
     if not isinstance(obj, dict):
         raise IntegrityError("manifest is not a JSON object")
@@ -135,6 +142,8 @@ def parse_manifest(raw: bytes, media_type: str | None = None) -> ImageManifest |
         layers = obj.get("layers")
         if not isinstance(layers, list):
             raise IntegrityError("manifest has no layers list")
+        if len(layers) > MAX_LAYERS:
+            raise IntegrityError(f"manifest has {len(layers)} layers, more than the {MAX_LAYERS} allowed")
         config = Descriptor.from_json(obj.get("config"), "manifest config")
         return ImageManifest(
             kind or mt.OCI_MANIFEST, config, tuple(Descriptor.from_json(d, "manifest layer") for d in layers)
