@@ -23,6 +23,7 @@ class BlobJob:
     size: int
     media_type: str
     is_config: bool
+    platform: str | None = None  # a config's platform as the index declares it (checked when pulled)
 
 
 @dataclass(frozen=True)
@@ -47,14 +48,18 @@ class ImagePlan:
     blobs: tuple[BlobJob, ...]
     note: str | None = None  # why manifest_digest differs from source_digest, if it does
     source: str | None = None  # where the image came from, when not a registry (e.g. a tar path)
+    # (digest, raw) of the manifests a pull fetched, stored by record_image: a pull that fails before then
+    # leaves no manifest behind. Empty when the manifests are in the cache already (extract).
+    manifests: tuple[tuple[str, bytes], ...] = ()
 
     @property
     def total_bytes(self) -> int:
         return sum(b.size for b in self.blobs)
 
 
-def blob_jobs(manifest: ImageManifest) -> list[BlobJob]:
-    jobs = [BlobJob(manifest.config.digest, manifest.config.size, manifest.config.media_type, True)]
+def blob_jobs(manifest: ImageManifest, platform: str | None = None) -> list[BlobJob]:
+    """The config (with the ``platform`` an index declares for this image, if any), then the layers."""
+    jobs = [BlobJob(manifest.config.digest, manifest.config.size, manifest.config.media_type, True, platform)]
     jobs += [BlobJob(d.digest, d.size, d.media_type, False) for d in manifest.layers]
     return jobs
 
@@ -87,6 +92,8 @@ def _config_platform(cache: Cache, plan: ImagePlan) -> list[str]:
 
 
 def record_image(cache: Cache, plan: ImagePlan) -> ImageEntry:
+    for digest, manifest in plan.manifests:
+        cache.put_blob_bytes(digest, manifest)
     raw = cache.read_blob(plan.manifest_digest)
     manifest_path = cache.put_manifest(plan.repository, plan.reference, raw)
     blobs = {

@@ -1,8 +1,9 @@
 """Pulling an image into the cache, as Prefect-free steps that the pull flow's tasks wrap.
 
-resolve_image  fetch the manifest (and the chosen child manifests of an index), store them by content,
-               and list the blobs to fetch
-fetch_blob     one blob into the cache: skipped if present, else streamed, verified, resumable
+resolve_image  fetch and check the manifest (and the chosen child manifests of an index), and list the
+               blobs to fetch; the plan carries the manifests, which record_image stores last
+fetch_blob     one blob into the cache: skipped if present, else streamed, verified, resumable; a config
+               is also checked (config_check: JSON, and the platform its index declares) before it is committed
 record_image   (image_plan) manifests/{repository}/{reference} and the index.json entry, last
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .cache import Cache
+from .config_check import check_config
 from .errors import IntegrityError
 from .image_plan import BlobJob, ChildManifest, ImagePlan, blob_jobs, dedup_jobs
 from .manifest import ImageIndex, ImageManifest, Platform, parse_manifest, sha256_digest
@@ -34,9 +36,10 @@ class BlobOutcome:
 
 
 def resolve_image(client: RegistryClient, cache: Cache, ref: Reference, platforms: list[Platform]) -> ImagePlan:
+    """Fetch and check the manifest(s). Nothing is stored here (``cache`` is not used): the plan carries the
+    manifests and record_image stores them, so a pull refused on the way (a bad config...) leaves none behind."""
     top = client.get_manifest(ref.repository, ref.reference)
     parsed = parse_manifest(top.raw, top.media_type)
-    cache.put_blob_bytes(top.digest, top.raw)
     if isinstance(parsed, ImageManifest):
         return ImagePlan(
             registry=ref.registry,
@@ -48,12 +51,13 @@ def resolve_image(client: RegistryClient, cache: Cache, ref: Reference, platform
             children=(),
             config_digest=parsed.config.digest,
             blobs=dedup_jobs(blob_jobs(parsed)),
+            manifests=((top.digest, top.raw),),
         )
-    return _resolve_index(client, cache, ref, parsed, top.digest, platforms)
+    return _resolve_index(client, ref, parsed, top.digest, top.raw, platforms)
 
 
 def _resolve_index(
-    client: RegistryClient, cache: Cache, ref: Reference, index: ImageIndex, digest: str, platforms: list[Platform]
+    client: RegistryClient, ref: Reference, index: ImageIndex, digest: str, raw: bytes, platforms: list[Platform]
 ) -> ImagePlan:
     every = index.select([])
     chosen = index.select(platforms) if platforms else every
@@ -61,6 +65,7 @@ def _resolve_index(
         raise IntegrityError(f"{ref}: the index lists no image manifests")
     children: list[ChildManifest] = []
     jobs: list[BlobJob] = []
+    fetched: list[tuple[str, bytes]] = [(digest, raw)]
     for desc in chosen:
         got = client.get_manifest(ref.repository, desc.digest)
         if len(got.raw) != desc.size:
@@ -70,11 +75,10 @@ def _resolve_index(
         child = parse_manifest(got.raw, got.media_type)
         if not isinstance(child, ImageManifest):
             raise IntegrityError(f"{ref}: child {desc.digest} of the index is not an image manifest")
-        cache.put_blob_bytes(desc.digest, got.raw)
-        children.append(
-            ChildManifest(desc.digest, desc.size, got.media_type, str(desc.platform or ""), child.config.digest)
-        )
-        jobs += blob_jobs(child)
+        fetched.append((desc.digest, got.raw))
+        platform = str(desc.platform) if desc.platform else None
+        children.append(ChildManifest(desc.digest, desc.size, got.media_type, platform or "", child.config.digest))
+        jobs += blob_jobs(child, platform)
     base = dict(registry=ref.registry, repository=ref.repository, reference=ref.reference, source_digest=digest)
     if len(chosen) == len(every):
         return ImagePlan(
@@ -84,6 +88,7 @@ def _resolve_index(
             children=tuple(children),
             config_digest=None,
             blobs=dedup_jobs(jobs),
+            manifests=tuple(fetched),
         )
     if len(children) == 1:
         only = children[0]
@@ -96,10 +101,10 @@ def _resolve_index(
             config_digest=only.config_digest,
             blobs=dedup_jobs(jobs),
             note=note,
+            manifests=tuple(fetched),
         )
-    raw = _sub_index(index, {c.digest for c in children})
-    sub_digest = sha256_digest(raw)
-    cache.put_blob_bytes(sub_digest, raw)
+    sub = _sub_index(index, {c.digest for c in children})
+    sub_digest = sha256_digest(sub)
     note = f"kept {len(children)} of {len(index.manifests)} platforms: new index {sub_digest} replaces {digest}"
     return ImagePlan(
         **base,
@@ -109,6 +114,7 @@ def _resolve_index(
         config_digest=None,
         blobs=dedup_jobs(jobs),
         note=note,
+        manifests=(*fetched, (sub_digest, sub)),
     )
 
 
@@ -143,6 +149,10 @@ def _sub_index(index: ImageIndex, keep: set[str]) -> bytes:
 
 def fetch_blob(client: RegistryClient, cache: Cache, repository: str, job: BlobJob, bus: ProgressBus) -> BlobOutcome:
     if cache.has_blob(job.digest, job.size):
+        if job.is_config:
+            check_config(
+                job.digest, job.media_type, cache.blob_path(job.digest), job.platform, where=repository, delete=False
+            )
         bus.publish(TransferFinished(job.digest, 0, "cached"))
         return BlobOutcome(job.digest, job.size, 0, "cached")
     bus.raise_if_cancelled()
@@ -158,6 +168,8 @@ def fetch_blob(client: RegistryClient, cache: Cache, repository: str, job: BlobJ
             bus.publish(TransferProgress(job.digest, delta))
 
         client.download_blob(repository, job.digest, partial, expected_size=job.size, on_progress=progress)
+        if job.is_config:
+            check_config(job.digest, job.media_type, partial, job.platform, where=repository, delete=True)
         cache.commit_blob(job.digest, partial, job.size)
     bus.publish(TransferFinished(job.digest, received, "downloaded"))
     return BlobOutcome(job.digest, job.size, received, "downloaded")
