@@ -19,16 +19,20 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import shutil
-import uuid
 import zlib
 from pathlib import Path
 
+from ..cache import new_temp  # the run's file modes: an agent serves commands with other umasks
 from ..errors import ArchiveError
 
-__all__ = ["gunzip_to_temp", "is_gzip"]
+__all__ = ["MAX_RATIO", "MIN_INFLATE_LIMIT", "gunzip_to_temp", "is_gzip"]
 
 _CHUNK = 1 << 20
+# A gzip bomb (a small file that inflates to terabytes) would fill the cache's disk. Real archives inflate
+# 2-10x (layers already gzipped inside: ~1x); DEFLATE's own maximum is ~1030x, reached only by runs of zeros.
+# So inflating stops past MAX_RATIO times the file's size, and never below MIN_INFLATE_LIMIT (small archives).
+MAX_RATIO = 200
+MIN_INFLATE_LIMIT = 256 * 1024 * 1024
 
 
 def is_gzip(path: Path) -> bool:
@@ -38,11 +42,19 @@ def is_gzip(path: Path) -> bool:
 
 def gunzip_to_temp(path: Path, work_dir: Path) -> Path:
     """Decompress ``path`` (one or more concatenated gzip members) into a new file in ``work_dir``."""
-    work_dir.mkdir(parents=True, exist_ok=True)
-    dest = work_dir / f".extract-{uuid.uuid4().hex}.tar"
+    out, dest = new_temp(work_dir, ".extract-", ".tar")
     try:
-        with gzip.open(path, "rb") as src, dest.open("wb") as out:
-            shutil.copyfileobj(src, out, _CHUNK)
+        limit = max(MIN_INFLATE_LIMIT, MAX_RATIO * path.stat().st_size)
+        written = 0
+        with gzip.open(path, "rb") as src, out:
+            while chunk := src.read(_CHUNK):
+                written += len(chunk)
+                if written > limit:
+                    raise ArchiveError(
+                        f"{path}: decompresses to more than {limit} bytes, over {MAX_RATIO} times its size "
+                        "(a gzip bomb?); decompress it yourself if it is a real image"
+                    )
+                out.write(chunk)
     except BaseException as err:
         _remove(dest)
         if isinstance(err, EOFError):
