@@ -3,6 +3,7 @@
 from ._atomic import fsync_dir, new_temp
 from ._clean import CleanPlan, execute_clean, gc_lock, plan_clean
 from ._entry import BlobRecord, ImageEntry, ManifestRecord, entry_key
+from ._modes import creating_with_umask, current_umask, open_created
 from ._store import Cache, CacheError
 from ._verify import VerifyReport, verify_cache
 
@@ -14,11 +15,14 @@ __all__ = [
     "ImageEntry",
     "ManifestRecord",
     "VerifyReport",
+    "creating_with_umask",
+    "current_umask",
     "entry_key",
     "execute_clean",
     "fsync_dir",
     "gc_lock",
     "new_temp",
+    "open_created",
     "plan_clean",
     "verify_cache",
 ]

@@ -11,6 +11,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from ._modes import create_file, make_dirs
+
 __all__ = ["atomic_write_bytes", "fsync_dir", "new_temp", "publish_file"]
 
 
@@ -24,18 +26,17 @@ def fsync_dir(path: Path) -> None:
 
 def publish_file(tmp: Path, dest: Path) -> None:
     """Move a complete, fsynced file into place atomically."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(dest.parent)
     os.replace(tmp, dest)
     fsync_dir(dest.parent)
 
 
 def new_temp(directory: Path, prefix: str, suffix: str = ".tmp") -> tuple[BinaryIO, Path]:
-    """A new, empty file in ``directory`` opened for writing. Created 0666 so that the process's umask applies,
-    as for any other file (mkstemp's 0600 would need a chmod, and reading the umask races with threads)."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """A new, empty file in ``directory`` opened for writing, with the mode the run's umask gives (_modes.py:
+    mkstemp's 0600 would survive the rename into place)."""
+    make_dirs(directory)
     path = directory / f"{prefix}{uuid.uuid4().hex}{suffix}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    return os.fdopen(fd, "wb"), path
+    return os.fdopen(create_file(path), "wb"), path
 
 
 def atomic_write_bytes(dest: Path, data: bytes, tmp_dir: Path) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from ._modes import create_file, make_dirs
+
 __all__ = ["exclusive_lock", "file_lock", "try_exclusive_lock"]
 
 
@@ -19,8 +21,11 @@ __all__ = ["exclusive_lock", "file_lock", "try_exclusive_lock"]
 def file_lock(path: Path, *, shared: bool = False, blocking: bool = True) -> Iterator[bool]:
     """Lock ``path`` (created if missing), shared or exclusive; yields whether the lock was taken, which is
     always True when ``blocking``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    make_dirs(path.parent)
+    try:
+        fd = create_file(path, os.O_RDWR)
+    except FileExistsError:
+        fd = os.open(path, os.O_RDWR)
     try:
         try:
             fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if blocking else fcntl.LOCK_NB))

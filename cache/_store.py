@@ -27,6 +27,7 @@ from ..reference import check_digest, check_repository, check_tag, is_digest
 from ._atomic import atomic_write_bytes, fsync_dir, new_temp, publish_file
 from ._entry import ImageEntry, entry_key
 from ._lock import exclusive_lock, try_exclusive_lock
+from ._modes import make_dirs
 
 __all__ = ["Cache", "CacheError"]
 
@@ -67,7 +68,7 @@ class Cache:
         """
         hexd = check_digest(digest).removeprefix("sha256:")
         partial_dir = self.tmp_dir / "partial"
-        partial_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(partial_dir)
         with try_exclusive_lock(partial_dir / f"{hexd}.lock") as locked:
             if locked:
                 yield partial_dir / hexd
@@ -184,7 +185,7 @@ class Cache:
                 raise CacheError(f"refusing to record {entry.key}: blob {blob.digest} is not in the cache")
         if entry.created_at is None:
             entry = ImageEntry(**{**entry.__dict__, "created_at": datetime.now(UTC).isoformat(timespec="seconds")})
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.root)
         with exclusive_lock(self._index_lock):
             index = self._read_index_file()
             index[entry.key] = entry.to_json()
@@ -203,7 +204,7 @@ class Cache:
 
     def ensure_layout(self) -> None:
         for d in (self.blobs_dir, self.manifests_dir, self.tmp_dir):
-            d.mkdir(parents=True, exist_ok=True)
+            make_dirs(d)
         fsync_dir(self.root)
 
     @staticmethod

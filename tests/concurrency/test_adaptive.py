@@ -309,6 +309,18 @@ def test_state_round_trip_starts_the_next_run_at_the_learned_level(tmp_path: pat
     assert narrow.initial() == 4  # the learned level clamped to the range
 
 
+def test_the_learned_state_gets_the_modes_of_the_runs_umask(tmp_path: pathlib.Path) -> None:
+    from docker_image_pusher.cache import creating_with_umask
+
+    state = tmp_path / "learned" / "registry.example.json"
+    with creating_with_umask(0o027):
+        manager = AdaptiveManager(1, 32, state_file=state, seed=0)
+        drive(manager, SIX, 20)
+        manager.close()
+    assert state.stat().st_mode & 0o777 == 0o640
+    assert state.parent.stat().st_mode & 0o777 == 0o750
+
+
 def test_learned_prior_gives_way_to_new_evidence(tmp_path: pathlib.Path) -> None:
     state = tmp_path / "s.json"
     first = AdaptiveManager(1, 32, state_file=state, seed=0)

@@ -105,7 +105,11 @@ def run_in_agent(
     if len(str(path).encode()) > _MAX_SOCKET_PATH:
         raise AgentUnavailable(f"the state folder's path is too long for a Unix socket: {path}")
     sock = _connect(path) or _start(path, api_url)
-    request: dict[str, Any] = {"op": "run", "flow": flow, "params": params, "concurrency": concurrency}
+    from ..cache import current_umask
+
+    request: dict[str, Any] = {
+        "op": "run", "flow": flow, "params": params, "concurrency": concurrency, "umask": current_umask(),
+    }  # fmt: skip
     if credentials:  # flow parameter -> login; the agent registers each and passes its auth_ref instead
         request["credentials"] = {
             param: {"username": login[0], "password": login[1]} if login else None

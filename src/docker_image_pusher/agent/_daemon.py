@@ -85,6 +85,7 @@ class _Agent:
                 self.last_activity = time.monotonic()
 
     def _run(self, conn: socket.socket, stream: Any, request: dict[str, Any]) -> None:
+        from ..cache import creating_with_umask
         from ..endpoint import ANONYMOUS, forget_credentials, register_credentials
         from ..registry import Credentials
 
@@ -114,7 +115,9 @@ class _Agent:
         try:
             runner = self.flows[str(request.get("flow"))]
             params = dict(request.get("params") or {}, progress=name) | refs
-            result, stats = runner.run(dict(request.get("concurrency") or {}), params)
+            umask = request.get("umask")  # what the run creates gets the modes of its command's umask
+            with creating_with_umask(umask if isinstance(umask, int) else None):
+                result, stats = runner.run(dict(request.get("concurrency") or {}), params)
             reply: dict[str, Any] = {"type": "result", "result": dataclasses.asdict(result), "concurrency": stats}
         except PusherError as err:
             reply = {"type": "error", "message": err.message, "exit_code": err.exit_code}

@@ -1,9 +1,10 @@
 """The agent's wire format: one JSON object per line over a Unix socket.
 
-client -> agent   {"op": "run", "flow": "pull", "params": {...}, "concurrency": {...},
+client -> agent   {"op": "run", "flow": "pull", "params": {...}, "concurrency": {...}, "umask": 18,
                    "credentials": {"auth_ref": {"username": ..., "password": ...}}}
                   (credentials: per flow parameter; the agent keeps them in memory and passes an opaque ref;
-                   null: there are none, the flow must not look for any)
+                   null: there are none, the flow must not look for any. umask: the command's; the files and
+                   folders the run creates in the cache get the modes it gives, whatever the agent's own)
                   {"op": "ping"} | {"op": "stop"}
 agent -> client   {"type": "event", "kind": "TransferProgress", ...}   (any number)
                   {"type": "result", "result": {...}, "concurrency": {controller statistics}}

@@ -27,7 +27,6 @@ import math
 import os
 import pathlib
 import random
-import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -322,15 +321,15 @@ class AdaptiveManager:
                 if arm.seen and arm.weight > 0
             ],
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        from ..cache import new_temp  # the file lives in the cache: it gets the modes the run's umask gives
+
+        out, tmp = new_temp(path.parent, f".{path.name}.")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(state, out, indent=1)
-                out.write("\n")
+            with out:
+                out.write(json.dumps(state, indent=1).encode("utf-8") + b"\n")
             os.replace(tmp, path)
         except BaseException:
-            pathlib.Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
 
     def _load(self, path: pathlib.Path) -> None:

@@ -37,6 +37,7 @@ try:  # httpcore's network stream that is a socket, plain TCP or TLS (a private 
 except ImportError:  # pragma: no cover
     SyncStream = None  # type: ignore[assignment,misc]
 
+from ..cache import open_created
 from ..errors import IntegrityError, RegistryError, TransferError
 from ._errors import error_from_response, error_from_transport
 from ._session import Session
@@ -162,7 +163,7 @@ class _Sink:
     """
 
     def __init__(self, path: Path, mode: str, hasher: hashlib._Hash) -> None:
-        self.file = path.open(mode)
+        self.file = open_created(path, mode)  # a new partial file gets the run's mode (cache/_modes.py)
         self.hasher = hasher
         self.hasher_thread = ThreadPoolExecutor(1, thread_name_prefix="sha256")  # one thread: pieces stay in order
         self.fsync_thread = ThreadPoolExecutor(1, thread_name_prefix="fsync")
