@@ -50,6 +50,16 @@ def _fingerprint(api_url: str) -> str:
     return h.hexdigest()[:16]
 
 
+def _agent_environment() -> dict[str, str]:
+    """This command's environment without its logins (DOCKER_IMAGE_PUSHER_[SOURCE_|DESTINATION_]USERNAME and
+    PASSWORD): the agent outlives the command and serves others; each run brings its own login."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not (key.startswith("DOCKER_IMAGE_PUSHER_") and key.endswith(("_PASSWORD", "_USERNAME")))
+    }
+
+
 def _connect(path: Path) -> socket.socket | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -68,7 +78,7 @@ def _start(path: Path, api_url: str) -> socket.socket:
         if sock:
             return sock
         log_path = path.with_suffix(".log")
-        env = dict(os.environ, PREFECT_API_URL=api_url)
+        env = dict(_agent_environment(), PREFECT_API_URL=api_url)
         with log_path.open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "docker_image_pusher.agent", "--socket", str(path)],
@@ -149,5 +159,19 @@ def stop_agents() -> int:
         with sock, sock.makefile("rwb") as stream:
             write_message(stream, {"op": "stop"})
             read_message(stream)
+        _wait_closed(path)
         stopped += 1
     return stopped
+
+
+def _wait_closed(path: Path, timeout: float = 10.0) -> None:
+    """Until the agent at ``path`` accepts no more connections (it stops accepting within a second of a stop):
+    a command run right after ``stop_agents`` starts a new agent instead of handing its run, and its login,
+    to one on its way out (that run failed with "the agent stopped during the run")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        probe = _connect(path)
+        if probe is None:
+            return
+        probe.close()
+        time.sleep(0.05)
