@@ -2,8 +2,10 @@
 
 Checked: every file in blobs/sha256/ is a regular file whose sha256 is its name; every index.json entry has its
 manifest file (hashing to manifest_digest) and every blob and child manifest it names, at the recorded size;
-index.json parses; nothing is left in tmp/ (temp files, partial downloads; the empty ``*.lock`` files partial
-downloads leave behind are not counted).
+index.json parses; no temporary file is left in tmp/. Partial downloads (tmp/partial/<hex>) are not problems:
+they are where an interrupted pull resumes, and a resumed blob is hashed before it is committed, so a bad one
+costs a download, never a wrong blob. They are listed (``partial_downloads``) and kept by repair; ``clean --all``
+deletes them. The empty ``*.lock`` files partial downloads leave behind are not counted.
 
 Checking only reads and takes no lock, so beside a running pull it may report that pull's files in tmp/.
 Repairing takes the gc lock exclusive without waiting and refuses while a pull, extract or push holds it: it
@@ -56,6 +58,8 @@ class VerifyReport:
     bytes_hashed: int = 0
     images_checked: int = 0
     repair_attempted: bool = False
+    partial_downloads: list[str] = field(default_factory=list)  # relative paths under tmp/partial/
+    partial_bytes: int = 0
     good_blobs: dict[str, int] = field(default_factory=dict, repr=False)  # hex -> size, hashed and sound
     bad_blobs: set[str] = field(default_factory=set, repr=False)  # names under blobs/sha256/ with a problem
     manifest_files: dict[str, Path] = field(default_factory=dict, repr=False)  # index key -> its manifests/ file
@@ -73,6 +77,8 @@ class VerifyReport:
             "bytes_hashed": self.bytes_hashed,
             "images_checked": self.images_checked,
             "problems": [asdict(p) for p in self.problems],
+            "partial_downloads": self.partial_downloads,
+            "partial_bytes": self.partial_bytes,
         }
 
 
@@ -237,8 +243,14 @@ def _check_tmp(cache: Cache, report: VerifyReport) -> None:
             path = Path(dirpath) / name
             if name.endswith(".lock"):
                 continue  # partial_blob's lock files: empty, left on purpose
-            what = "partial download" if path.parent.name == "partial" else "temporary file"
-            detail = f"{what}, left by an interrupted operation (or in use by a running one)"
+            if path.parent == cache.tmp_dir / "partial":
+                try:
+                    report.partial_bytes += path.stat().st_size
+                except FileNotFoundError:
+                    continue  # finished (committed) since we listed the folder
+                report.partial_downloads.append(cache.relative(path))
+                continue
+            detail = "temporary file, left by an interrupted operation (or in use by a running one)"
             report.problems.append(Problem("tmp-leftover", cache.relative(path), detail))
 
 

@@ -127,15 +127,17 @@ def _is_blob_of(cache: Cache, path: Path) -> bool:
     return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == path.name
 
 
-def test_leftovers_in_tmp_are_reported_and_deleted_but_partial_lock_files_are_not(cache):
+def test_leftover_temp_files_are_reported_and_deleted_but_partial_downloads_are_kept_for_resuming(cache):
     (cache.tmp_dir / ".write-dead.tmp").write_bytes(b"crash")
     (cache.tmp_dir / "partial").mkdir(exist_ok=True)
     (cache.tmp_dir / "partial" / ("ab" * 32)).write_bytes(b"half a layer")
     (cache.tmp_dir / "partial" / f"{'ab' * 32}.lock").touch()
     report = verify_cache(cache, repair=False)
-    assert _kinds(report) == [("tmp-leftover", "tmp/.write-dead.tmp"), ("tmp-leftover", f"tmp/partial/{'ab' * 32}")]
+    assert _kinds(report) == [("tmp-leftover", "tmp/.write-dead.tmp")]
+    assert report.partial_downloads == [f"tmp/partial/{'ab' * 32}"] and report.partial_bytes == len(b"half a layer")
     verify_cache(cache, repair=True)
-    assert [p.name for p in cache.tmp_dir.rglob("*") if p.is_file()] == [f"{'ab' * 32}.lock"]
+    assert sorted(p.name for p in cache.tmp_dir.rglob("*") if p.is_file()) == ["ab" * 32, f"{'ab' * 32}.lock"]
+    assert verify_cache(cache, repair=False).problems == []
     assert len(cache.entries()) == 2
 
 
@@ -160,8 +162,7 @@ def test_a_malformed_entry_is_removed_and_the_others_stay(cache):
 
 
 def test_repair_refuses_while_an_operation_holds_the_gc_lock_and_deletes_nothing(cache):
-    (cache.tmp_dir / "partial").mkdir(exist_ok=True)
-    download = cache.tmp_dir / "partial" / ("cd" * 32)
+    download = cache.tmp_dir / ".write-being-written.tmp"
     download.write_bytes(b"being written by a pull")
     with gc_lock(cache, exclusive=False), pytest.raises(CacheError, match="is using it"):
         verify_cache(cache, repair=True)

@@ -110,6 +110,16 @@ def test_a_leftover_tmp_file_is_reported_and_repair_deletes_it(cli, cache):
     assert len(_index(cache)) == 2
 
 
+def test_a_partial_download_is_no_problem_and_repair_keeps_it_for_the_next_pull(cli, cache):
+    partial = cache / "tmp" / "partial" / ("ab" * 32)
+    partial.parent.mkdir(exist_ok=True)
+    partial.write_bytes(b"x" * 3000)
+    r = cli("verify", "--cache-dir", str(cache))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "0 problems" in r.stdout and "kept 1 partial download(s)" in r.stdout
+    assert cli("verify", "--repair", "--cache-dir", str(cache)).returncode == 0 and partial.exists()
+
+
 def test_an_index_that_is_not_json_is_moved_aside_by_repair(cli, cache):
     (cache / "index.json").write_text("{ this is not json")
     r = cli("verify", "--cache-dir", str(cache))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -92,9 +93,11 @@ def test_a_pull_whose_retries_are_spent_fails_in_one_line_and_keeps_the_cache_so
     assert "connection reset" in error.lower() and image.layer_digests[0] in error, error
     assert faults == 3  # the first attempt and two retries
     assert_cache_sound(tmp_path / "cache")
-    # What arrived is kept for the next run (verify lists it as a leftover, nothing else), which resumes from it.
+    # What arrived is kept for the next run, which resumes from it; verify finds no problem.
     layer, size = image.layer_digests[0], image.layer_sizes[0]
-    assert verify_problems(cli) == [("tmp-leftover", f"tmp/partial/{layer.removeprefix('sha256:')}")]
+    assert verify_problems(cli) == []
+    listed = json.loads(cli("verify", "--json", "--cache-dir", "cache").stdout)["partial_downloads"]
+    assert listed == [f"tmp/partial/{layer.removeprefix('sha256:')}"]
     kept = (tmp_path / "cache" / "tmp" / "partial" / layer.removeprefix("sha256:")).stat().st_size
     assert 0 < kept < size
     with FaultProxy(fault_registry) as proxy:

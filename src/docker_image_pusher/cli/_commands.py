@@ -618,6 +618,7 @@ def verify(*, repair: bool, json_output: bool, config: Path | None, flags: dict[
 
     settings = load_settings(flags, config)
     from ..cache import Cache, verify_cache
+    from ..progress.units import human_bytes
 
     cache = Cache(settings.cache_dir)
     if not cache.root.is_dir():
@@ -632,6 +633,9 @@ def verify(*, repair: bool, json_output: bool, config: Path | None, flags: dict[
         fixed = ", repaired" if report.problems and not report.remaining else ""
         print(f"verified {report.blobs_checked} blobs ({report.bytes_hashed / (1 << 20):.1f} MiB) and "
               f"{report.images_checked} images: {count} problem{'' if count == 1 else 's'}{fixed}")  # fmt: skip
+        if report.partial_downloads:
+            print(f"kept {len(report.partial_downloads)} partial download(s), {human_bytes(report.partial_bytes)}, "
+                  "for the next pull to resume (clean --all deletes them)")  # fmt: skip
     if report.remaining:
         hint = "" if repair else "; verify --repair fixes them"
         raise CacheError(f"{len(report.remaining)} problem(s) in the cache at {cache.root}{hint}")
