@@ -9,9 +9,10 @@ What "one chunk" means (the bound on bytes sent twice per fault):
 - pull: a download resumes with Range from the bytes on disk, so a fault costs at most what was in flight
   and lost with the connection: RESEND_PER_DOWNLOAD_FAULT.
 - push: distribution 2.8 cancels an upload session whose PATCH/PUT body broke off, so a broken body cannot be
-  resumed; the blob starts again in a new session (blobs already pushed are skipped after a HEAD). The unit in
-  flight is the blob for the default monolithic PUT (the chunk for --chunk-size), so a fault costs at most one
-  blob: the bound is the largest blob size per fault.
+  resumed; the blob starts again in a new session (blobs already pushed are skipped after a HEAD). A fault
+  that breaks a body therefore costs at most the blob in flight: the bound is the largest blob per fault.
+  A fault that refuses a request before its body is taken (a 401 from an expired token on one PATCH of
+  --chunk-size uploads) costs at most that chunk: the session lives on.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """`push` from the cache through faults: each one survived within --retry-attempts, or reported in one line.
 
 A blob whose upload body broke off starts again in a new session (distribution 2.8 cancels the old one), so
-the bytes sent twice per fault are bounded by the unit in flight: the blob for a monolithic PUT, the chunk
-with --chunk-size (see conftest.py).
+the bytes sent twice per fault are bounded by the blob in flight, or by the chunk when a 401 refuses one
+PATCH of a --chunk-size upload (see conftest.py).
 """
 
 from __future__ import annotations
