@@ -8,9 +8,12 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from rig.fault_proxy import FaultProxy
+from rig.images import BuiltImage
 
 MIB = 1 << 20
 RESEND_PER_DOWNLOAD_FAULT = MIB
@@ -22,6 +25,16 @@ def docker_login(home: Path, host: str, user: str = "user", password: str = "sec
     auth = base64.b64encode(f"{user}:{password}".encode()).decode()
     (home / ".docker").mkdir(exist_ok=True)
     (home / ".docker" / "config.json").write_text(json.dumps({"auths": {host: {"auth": auth}}}))
+
+
+def downloaded_twice(proxy: FaultProxy, images: Sequence[BuiltImage]) -> int:
+    """Bytes the registry sent twice: everything sent for the images' blobs beyond their sizes."""
+    return sum(max(0, proxy.sent("down", b.digest) - b.size) for image in images for b in image.blobs)
+
+
+def uploaded_twice(proxy: FaultProxy, images: Sequence[BuiltImage]) -> int:
+    """Bytes the client sent twice: every upload body byte beyond one copy of each of the images' blobs."""
+    return proxy.total("up") - sum(b.size for image in images for b in image.blobs)
 
 
 def assert_cache_sound(cache: Path) -> int:

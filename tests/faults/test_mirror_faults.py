@@ -23,8 +23,10 @@ from faults.helpers import (
     Figures,
     assert_cache_sound,
     docker_login,
+    downloaded_twice,
     record,
     stats_retries,
+    uploaded_twice,
     verify_problems,
     wait_for,
 )
@@ -62,14 +64,6 @@ def _mirror(spec: Path, *extra: str) -> list[str]:
             *extra]  # fmt: skip
 
 
-def _resent_down(proxy: FaultProxy, images: Sequence[BuiltImage]) -> int:
-    return sum(max(0, proxy.sent("down", b.digest) - b.size) for image in images for b in image.blobs)
-
-
-def _resent_up(proxy: FaultProxy, images: Sequence[BuiltImage]) -> int:
-    return proxy.total("up") - sum(b.size for image in images for b in image.blobs)
-
-
 def _assert_mirrored(destination: RunningRegistry, images: Sequence[BuiltImage], repos: Sequence[str],
                      tmp_path: Path) -> None:  # fmt: skip
     """Each image at the destination under its source's manifest digest, every blob checked by skopeo."""
@@ -101,7 +95,7 @@ def test_a_mirror_survives_a_different_fault_on_each_image_download_and_upload(
         destination.reset("upload-put", after=MIB, path_contains=target[3])
         spec = _spec(tmp_path / "mirror.yaml", source, destination, repos)
         r = cli(*_mirror(spec, "--retry-attempts", "4", "--images-at-once", "2"))
-        down, up = _resent_down(source, images), _resent_up(destination, images)
+        down, up = downloaded_twice(source, images), uploaded_twice(destination, images)
         faults = (source.faults, destination.faults)
     record(Figures("mirror", "reset+5xx+429+stall", r.returncode == 0, down + up, sum(faults),
                    stats_retries(tmp_path / "stats.json"), clock.seconds()))  # fmt: skip
@@ -150,7 +144,7 @@ def test_a_mirror_survives_its_source_killed_its_token_server_down_and_a_token_e
                 fault_registry.start()
             r = run.result()
         refused = answered_401(destination)
-        down, up = _resent_down(source, images), _resent_up(destination, images)
+        down, up = downloaded_twice(source, images), uploaded_twice(destination, images)
         broke = sum(q.outcome.startswith("upstream") for q in source.log)
     record(Figures("mirror", "registry-killed+token-server-down+token-expires", r.returncode == 0, down + up,
                    2 + refused, stats_retries(tmp_path / "stats.json"), clock.seconds()))  # fmt: skip

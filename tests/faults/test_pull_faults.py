@@ -15,6 +15,7 @@ from faults.helpers import (
     Figures,
     assert_cache_sound,
     docker_login,
+    downloaded_twice,
     record,
     stats_retries,
     verify_problems,
@@ -31,11 +32,6 @@ from rig.token_server import TokenServer
 def _pull(cli: Cli, proxy: FaultProxy, ref: str, *extra: str) -> list[str]:
     return ["pull", proxy.ref(ref), "--registry", proxy.url, "--cache-dir", "cache", "--read-timeout", READ_TIMEOUT,
             "--stats-file", "stats.json", *extra]  # fmt: skip
-
-
-def _resent(proxy: FaultProxy, image: BuiltImage) -> int:
-    """Bytes the registry sent twice: everything sent for the image's blobs beyond their sizes."""
-    return sum(max(0, proxy.sent("down", blob.digest) - blob.size) for blob in image.blobs)
 
 
 def _assert_pulled(cache: Path, image: BuiltImage) -> None:
@@ -67,7 +63,7 @@ def test_a_pull_survives_the_fault_resuming_its_downloads(
         args = _pull(cli, proxy, f"{unique_repo}:v1", "--retry-attempts", "4", "--max-concurrent", "1")
         r, caused = run_with(cli, args, fault, setting)
         faults = proxy.faults + caused + (answered_401(proxy) if fault.name == "token-expires" else 0)
-        resent = _resent(proxy, image)
+        resent = downloaded_twice(proxy, [image])
     record(Figures("pull", fault.name, r.returncode == 0, resent, faults, stats_retries(tmp_path / "stats.json"),
                    clock.seconds()))  # fmt: skip
     assert r.returncode == 0, r.stderr

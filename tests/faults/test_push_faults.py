@@ -21,6 +21,7 @@ from faults.helpers import (
     docker_login,
     record,
     stats_retries,
+    uploaded_twice,
     verify_problems,
 )
 from faults.scenarios import FAULTS, Fault, Setting, answered_401, run_with
@@ -40,11 +41,6 @@ def _cached(cli: Cli, image: BuiltImage, repo: str) -> None:
 def _push(proxy: FaultProxy, repo: str, *extra: str) -> list[str]:
     return ["push", "-s", f"{repo}:v1", proxy.ref(f"{repo}:v1"), "--registry", proxy.url, "--cache-dir", "cache",
             "--read-timeout", READ_TIMEOUT, "--stats-file", "stats.json", *extra]  # fmt: skip
-
-
-def _resent(proxy: FaultProxy, image: BuiltImage) -> int:
-    """Bytes the client sent twice: every upload body byte beyond one copy of each blob."""
-    return proxy.total("up") - sum(blob.size for blob in image.blobs)
 
 
 def _assert_pushed(registry: RunningRegistry, image: BuiltImage, repo: str, check_dir: Path) -> None:
@@ -78,7 +74,7 @@ def test_a_push_survives_the_fault_sending_at_most_one_blob_again_per_fault(
         args = _push(proxy, unique_repo, "--retry-attempts", "4", "--max-concurrent", "1", *chunks)
         r, caused = run_with(cli, args, fault, setting)
         faults = proxy.faults + caused + (answered_401(proxy) if fault.name == "token-expires" else 0)
-        resent = _resent(proxy, image)
+        resent = uploaded_twice(proxy, [image])
     record(Figures("push", fault.name, r.returncode == 0, resent, faults, stats_retries(tmp_path / "stats.json"),
                    clock.seconds()))  # fmt: skip
     assert r.returncode == 0, r.stderr
@@ -102,7 +98,7 @@ def test_a_push_whose_retries_are_spent_fails_in_one_line_and_leaves_the_cache_a
         proxy.reset("upload-put", after=MIB, times=None, path_contains=layer)
         r = cli(*_push(proxy, unique_repo, "--retry-attempts", "2"))
         faults = proxy.faults
-    record(Figures("push", "retries-spent", False, max(0, _resent(proxy, image)), faults,
+    record(Figures("push", "retries-spent", False, max(0, uploaded_twice(proxy, [image])), faults,
                    stats_retries(tmp_path / "stats.json"), clock.seconds()))  # fmt: skip
     assert r.returncode == 5, r.stderr
     error = one_line_error(r.stderr)
