@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.futures import wait
 
 from ..cache import Cache, gc_lock
-from ..endpoint import Endpoint
+from ..endpoint import DEFAULT_READ_TIMEOUT, Endpoint
 from ..image_plan import ImagePlan
 from ..pull import BlobOutcome
 from ..reference import Reference
@@ -45,7 +45,7 @@ def pull_flow(
     scheme: str | None = None,
     skip_tls: bool = False,
     ca_file: str | None = None,
-    read_timeout: float = 60.0,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
     platforms: list[str] | None = None,
     cache_dir: str = ".cache",
     retry_attempts: int = 3,

@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.futures import wait
 
 from ..cache import Cache, gc_lock
-from ..endpoint import Endpoint
+from ..endpoint import DEFAULT_READ_TIMEOUT, Endpoint
 from ..push import PushOutcome
 from ..tasks._retry import retry_options
 from ..tasks.auth import authenticate
@@ -45,7 +45,7 @@ def push_flow(
     scheme: str | None = None,
     skip_tls: bool = False,
     ca_file: str | None = None,
-    read_timeout: float = 60.0,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
     retry_attempts: int = 3,
     force_upload: bool = False,
     chunk_size: int | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from ..endpoint import DEFAULT_READ_TIMEOUT
 from ..errors import UsageError
 from .extract import extract_flow
 from .push import PushResult, push_flow
@@ -22,7 +23,7 @@ def push_tar_flow(
     scheme: str | None = None,
     skip_tls: bool = False,
     ca_file: str | None = None,
-    read_timeout: float = 60.0,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
     retry_attempts: int = 3,
     force_upload: bool = False,
     chunk_size: int | None = None,

@@ -22,12 +22,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANONYMOUS",
+    "DEFAULT_READ_TIMEOUT",
     "Endpoint",
     "client_for",
     "forget_credentials",
     "parse_registry_url",
     "register_credentials",
 ]
+
+
+DEFAULT_READ_TIMEOUT = 60.0  # seconds; --read-timeout
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class Endpoint:
     verify_tls: bool = True
     ca_file: str | None = None
     auth_ref: str | None = None  # key of credentials registered in this process; None: anonymous
-    read_timeout: float = 60.0  # seconds without a byte from the registry before a request fails (temporary)
+    read_timeout: float = DEFAULT_READ_TIMEOUT  # seconds without a byte from the registry: the request fails
 
     @property
     def verify(self) -> bool | str:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from .endpoint import DEFAULT_READ_TIMEOUT
 from .errors import UsageError
 
 __all__ = ["Settings", "default_config_path", "load_settings"]
@@ -42,7 +43,7 @@ class Settings(BaseSettings):
     ca_file: Path | None = None
     cache_dir: Path = Path(".cache")
     retry_attempts: int = Field(3, ge=0, le=50)
-    read_timeout: float = Field(60.0, gt=0, le=3600)  # seconds a registry may send nothing before a request fails
+    read_timeout: float = Field(DEFAULT_READ_TIMEOUT, gt=0, le=3600)  # seconds a registry may send nothing
     platforms: list[str] = Field(default_factory=list)
     # the concurrency controller (see docker_image_pusher.concurrency); None: the preset's or the manager's own
     concurrency_manager: Literal["fixed", "dynamic", "adaptive"] | None = None

@@ -79,7 +79,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from ..endpoint import Endpoint, parse_registry_url
+from ..endpoint import DEFAULT_READ_TIMEOUT, Endpoint, parse_registry_url
 from ..errors import UsageError
 from ..manifest import parse_platform
 from ..reference import DOCKER_HUB_API_HOST, check_repository, check_tag
@@ -226,7 +226,7 @@ class RegistrySpec(_Strict):
             verify_tls=not self.skip_tls,
             ca_file=self.ca_file,
             auth_ref=auth_ref,
-            read_timeout=self.read_timeout if self.read_timeout is not None else 60.0,
+            read_timeout=self.read_timeout if self.read_timeout is not None else DEFAULT_READ_TIMEOUT,
         )
 
 
