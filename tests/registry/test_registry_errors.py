@@ -1,3 +1,5 @@
+import errno
+
 # mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
 import ssl
 import time
@@ -150,6 +152,24 @@ def test_a_connection_cut_off_is_named_as_closed_or_reset():
         error = error_from_transport(httpx.RemoteProtocolError(text), action="push x", url="http://r.example/v2/")
         assert error.temporary and "network error talking to r.example" in error.message
         assert "closed or reset" in error.message, error.message
+
+
+def test_a_reset_or_broken_pipe_from_the_socket_is_named_as_closed_or_reset():
+    for wrapped in (ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"),
+                    BrokenPipeError(errno.EPIPE, "Broken pipe")):  # fmt: skip
+        for exc in (httpx.WriteError(str(wrapped)), httpx.ReadError(str(wrapped))):
+            exc.__cause__ = wrapped
+            error = error_from_transport(exc, action="push x", url="http://r.example/v2/")
+            assert error.temporary and "closed or reset" in error.message, error.message
+            assert "Errno" not in error.message
+        bare = httpx.ReadError(str(wrapped))  # httpx may keep only the text
+        assert "closed or reset" in error_from_transport(bare, action="push x", url="http://r.example/v2/").message
+
+
+def test_other_network_errors_keep_their_own_words():
+    error = error_from_transport(httpx.ConnectError("[Errno 111] Connection refused"), action="pull x",
+                                 url="http://r.example/v2/")  # fmt: skip
+    assert "Connection refused" in error.message and "reset" not in error.message
 
 
 def test_tls_verification_failure_is_permanent_and_suggests_a_fix():

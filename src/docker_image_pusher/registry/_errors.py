@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import ssl
 import time
@@ -34,6 +35,9 @@ _CUT_OFF = {
     "server disconnected without sending a response": "the connection was closed or reset before an answer",
     "peer closed connection without sending complete message body": "the connection was closed or reset mid-body",
 }
+# The same event seen by the socket: a reset (ECONNRESET) or a write after the peer closed (EPIPE).
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+_RESET_TEXTS = ("connection reset by peer", "broken pipe", "connection aborted")
 _MAX_TEXT = 300
 
 _NOT_FOUND_HINTS = {
@@ -188,6 +192,16 @@ def is_tls_verification_failure(exc: BaseException) -> bool:
     return False
 
 
+def _is_reset(exc: BaseException) -> bool:
+    """httpx keeps only the text of the socket error (``[Errno 104] Connection reset by peer``), so look at both."""
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and cause.errno in _RESET_ERRNOS:
+            return True
+        if any(text in str(cause).lower() for text in _RESET_TEXTS):
+            return True
+    return False
+
+
 def is_plain_http_answer_to_tls(exc: BaseException) -> bool:
     """An https request to a server that speaks plain HTTP (typical for a local registry)."""
     return any("WRONG_VERSION_NUMBER" in str(c) or "record layer failure" in str(c) for c in _causes(exc))
@@ -215,4 +229,6 @@ def error_from_transport(exc: httpx.HTTPError | OSError, *, action: str, url: ht
         return TransferError(f"cannot {action}: {kind} talking to {host}", temporary=True)
     detail = _one_line(redact_text(str(exc) or type(exc).__name__), 160)
     detail = _CUT_OFF.get(detail.rstrip(".").lower(), detail)
+    if _is_reset(exc):
+        detail = "the connection was closed or reset"
     return TransferError(f"cannot {action}: network error talking to {host} ({detail})", temporary=True)
