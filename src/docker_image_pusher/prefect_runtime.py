@@ -34,6 +34,12 @@ def prepare_prefect(*, console_logs: bool) -> None:
         os.environ["PREFECT_API_URL"] = ensure_server()
     for key, value in _LEAN.items():
         os.environ.setdefault(key, value)
+    # A failed flow run always keeps its pickled error as a result (write_result=True in Prefect's flow engine,
+    # whatever PERSIST_BY_DEFAULT says), by default in ~/.prefect/storage: keep it with our server's state.
+    if not os.environ.get("PREFECT_RESULTS_LOCAL_STORAGE_PATH") and not os.environ.get("PREFECT_LOCAL_STORAGE_PATH"):
+        from .server import state_dir
+
+        os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(state_dir() / "results")
     if not console_logs:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "CRITICAL")
