@@ -8,8 +8,10 @@ A hit is reported by the secret's name and where it was found, never by its valu
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -70,7 +72,28 @@ class Secrets:
         return added
 
     def found_in(self, where: str, data: bytes) -> list[str]:
-        return [f"{name} in {where}" for name, secret in self.named.items() if secret.encode() in data]
+        """Secrets in ``data`` as it is or inside any base64 text in it (Prefect keeps a failed run's error as
+        base64 of a pickle; a config.json holds base64 of user:password)."""
+        views = [data, *_base64_decoded(data)]
+        return [f"{name} in {where}" for name, secret in self.named.items() if any(secret.encode() in v for v in views)]
+
+
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/]{16,}={0,2}")
+_MAX_DECODED_FILE = 8 * 1024 * 1024  # the caches' layers are binary: nothing a secret could hide in as base64
+
+
+def _base64_decoded(data: bytes) -> list[bytes]:
+    """Every run of base64 text in ``data``, decoded (line breaks inside a run, as base64 tools write them, are
+    joined first)."""
+    if len(data) > _MAX_DECODED_FILE:
+        return []
+    joined = re.sub(rb"(?<=[A-Za-z0-9+/])\r?\n(?=[A-Za-z0-9+/=])", b"", data)
+    decoded = []
+    for run in _BASE64_RUN.findall(joined):
+        run = run[: len(run) - len(run) % 4] if not run.endswith(b"=") else run
+        with contextlib.suppress(ValueError):
+            decoded.append(base64.b64decode(run))
+    return decoded
 
 
 @dataclass

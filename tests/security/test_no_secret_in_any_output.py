@@ -20,7 +20,7 @@ from rig.registry import RunningRegistry
 from rig.registry_config import BasicAuth
 from rig.token_server import TokenServer
 
-from .conftest import Login, Runner, Searched, Secrets, assert_nothing_leaked, new_password
+from .conftest import Login, Runner, Secrets, assert_nothing_leaked, new_password
 
 USER = "sec-user"
 DETAILED = ("--progress-detail", "detailed", "--progress-interval", "100")
@@ -56,12 +56,6 @@ def _tokens_issued(login: Login, token_server: TokenServer) -> None:
         assert any(r.token and r.user == USER for r in token_server.requests)
 
 
-def _written_to_home(searched: Searched) -> list[str]:
-    """Files in HOME after the runs, but for the results Prefect keeps of failed runs in ~/.prefect/storage
-    (a pickled error: searched like every other file)."""
-    return [name for name in searched.home if not name.startswith(".prefect/storage/")]
-
-
 def test_pulls_with_a_wrong_and_a_right_login_leave_no_secret_anywhere(
     login: Login, runner: Runner, prefect_api: str, token_server: TokenServer, sample_image: SampleImages,
     unique_repo: str,
@@ -91,7 +85,9 @@ def test_pulls_with_a_wrong_and_a_right_login_leave_no_secret_anywhere(
     secrets = _secrets(token_server, login, wrong=wrong)
     searched = assert_nothing_leaked(runner, secrets, prefect_api, since)
     assert searched.records.flow_runs >= 2 and searched.records.logs > 0 and searched.files > 10
-    assert _written_to_home(searched) == [] and searched.tmp == []
+    # The refused run's error as Prefect keeps it: in the state folder (searched, decoded), not in HOME.
+    assert searched.home == [] and searched.tmp == []
+    assert any(p.stat().st_mtime >= since.timestamp() for p in (runner.state / "results").iterdir())
 
 
 def test_pushes_with_a_login_leave_no_secret_anywhere(
@@ -113,7 +109,7 @@ def test_pushes_with_a_login_leave_no_secret_anywhere(
     _tokens_issued(login, token_server)
     searched = assert_nothing_leaked(runner, _secrets(token_server, login), prefect_api, since, skip=[config])
     assert searched.records.flow_runs >= 2 and searched.records.logs > 0
-    assert _written_to_home(searched) == [".docker/config.json"] and config.read_bytes() == written
+    assert searched.home == [".docker/config.json"] and config.read_bytes() == written
     assert searched.tmp == []
 
 
@@ -151,5 +147,5 @@ def test_mirrors_with_logins_on_both_sides_leave_no_secret_anywhere(
     secrets = _secrets(token_server, source, destination)
     searched = assert_nothing_leaked(runner, secrets, prefect_api, since, skip=[config])
     assert searched.records.flow_runs >= 4 and searched.records.logs > 0
-    assert _written_to_home(searched) == [".docker/config.json"] and config.read_bytes() == written
+    assert searched.home == [".docker/config.json"] and config.read_bytes() == written
     assert searched.tmp == []
