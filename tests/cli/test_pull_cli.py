@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,18 @@ def test_flow_run_records_the_task_dag_on_the_prefect_server(
     fetch = next(t for n, t in by_name.items() if n.startswith("fetch-manifest"))
     auth = next(t for n, t in by_name.items() if n.startswith("authenticate"))
     assert any(i.get("id") == auth["id"] for inputs in fetch["task_inputs"].values() for i in inputs)
+
+
+def test_the_agent_log_keeps_its_lifecycle_and_warnings_but_not_the_run_logs(
+    cli_with_server, plain_registry, sample_image, unique_repo, tmp_path
+):
+    """Run logs go to the Prefect API; the agent's log (one per agent, next to its socket) would otherwise grow
+    by a few lines per blob for as long as the agent lives."""
+    copy_layout_to_registry(sample_image([3000, 5000]), plain_registry, f"{unique_repo}:v1")
+    r = cli_with_server("pull", plain_registry.ref(f"{unique_repo}:v1"), "--cache-dir", str(tmp_path / "c"))
+    assert r.returncode == 0, r.stderr
+    logs = list((Path(os.environ["DOCKER_IMAGE_PUSHER_STATE_DIR"]) / "agent").glob("*.log"))
+    assert logs, "the pull ran in an agent"
+    lines = [line for log in logs for line in log.read_text().splitlines()]
+    assert any("docker_image_pusher.agent INFO agent" in line and "listening" in line for line in lines), lines
+    assert not [line for line in lines if " INFO " in line and " docker_image_pusher.agent INFO " not in line]

@@ -79,7 +79,7 @@ def _start(path: Path, api_url: str) -> socket.socket:
             return sock
         log_path = path.with_suffix(".log")
         env = dict(_agent_environment(), PREFECT_API_URL=api_url)
-        with log_path.open("ab") as log:
+        with log_path.open("wb") as log:  # one agent's life: the last one's ended with it
             proc = subprocess.Popen(
                 [sys.executable, "-m", "docker_image_pusher.agent", "--socket", str(path)],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, cwd="/",
