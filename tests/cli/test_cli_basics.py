@@ -11,13 +11,13 @@ import pytest
 from rig.skopeo import copy_layout_to_registry
 
 
-def _imported_modules(*args: str, cwd) -> set[str]:
+def _imported_modules(*args: str, cwd, env=None) -> set[str]:
     r = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "docker_image_pusher", *args],
         capture_output=True,
         text=True,
         cwd=cwd,
-        env={**os.environ, "HOME": str(cwd)},
+        env={**os.environ, "HOME": str(cwd), **(env or {})},
     )
     assert r.returncode == 0, r.stderr
     return {
@@ -30,6 +30,23 @@ def test_paths_that_run_no_flow_never_import_prefect(args, tmp_path):
     modules = _imported_modules(*args, cwd=tmp_path)
     assert "docker_image_pusher" in modules
     assert "prefect" not in modules
+
+
+def test_a_pull_and_a_push_through_the_agent_import_neither_prefect_nor_httpx_in_the_cli(
+    cli_with_server, plain_registry, token_registry, sample_image, unique_repo, tmp_path
+):
+    """The agent does the work; the CLI only resolves the login (from docker's config.json when none is given,
+    from the environment here for the push) and renders progress. httpx alone costs about 0.4 s and 20 MiB."""
+    copy_layout_to_registry(sample_image([100, 200]), plain_registry, f"{unique_repo}:v1")
+    (tmp_path / ".docker").mkdir()
+    (tmp_path / ".docker" / "config.json").write_text('{"auths": {}}')
+    pulled = _imported_modules("pull", plain_registry.ref(f"{unique_repo}:v1"), "--cache-dir", "c", cwd=tmp_path)
+    login = {"DOCKER_IMAGE_PUSHER_USERNAME": "user", "DOCKER_IMAGE_PUSHER_PASSWORD": "secret-pass"}
+    pushed = _imported_modules("push", "-s", f"{unique_repo}:v1", token_registry.ref(f"{unique_repo}/copy:v1"),
+                               "--cache-dir", "c", cwd=tmp_path, env=login)  # fmt: skip
+    for modules in (pulled, pushed):
+        assert "docker_image_pusher" in modules and "typer" in modules
+        assert "prefect" not in modules and "httpx" not in modules and "httpcore" not in modules
 
 
 def test_list_of_an_empty_cache_as_json(cli, tmp_path):
