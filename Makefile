@@ -15,8 +15,8 @@ $(BIN)/uv:
 	$(BIN)/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
 
 $(VENV)/.installed: requirements.lock pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
-	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	$(BIN)/uv pip sync -q --compile-bytecode --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python --no-deps -e .
 	touch $@
 
 setup: system-deps $(VENV)/.installed
