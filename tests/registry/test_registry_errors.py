@@ -1,6 +1,5 @@
-import errno
-
 # mypy: allow-untyped-defs, allow-untyped-calls, allow-incomplete-defs
+import errno
 import ssl
 import time
 from email.utils import formatdate
