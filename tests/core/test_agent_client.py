@@ -9,6 +9,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,28 @@ def test_waiting_for_a_stopped_agent_ends_once_it_accepts_no_more_connections(sh
     _client._wait_closed(path, timeout=60)
     closer.join()
     assert _client._connect(path) is None  # it returned because the agent closed, not because it gave up
+
+
+def _agent_files(folder: Path, stem: str, age: float, suffixes: tuple[str, ...] = (".log", ".pid", ".lock")) -> None:
+    for suffix in suffixes:
+        path = folder / f"{stem}{suffix}"
+        path.write_text("1")
+        os.utime(path, (time.time() - age, time.time() - age))
+
+
+def test_starting_an_agent_removes_the_files_of_agents_that_ended_long_ago(short_dir: Path) -> None:
+    hour = 3600.0
+    _agent_files(short_dir, "ended", hour)  # an agent of an earlier server port or code: no socket
+    _agent_files(short_dir, "ended2", hour, (".log", ".pid", ".lock", ".sock"))  # a killed agent's socket file
+    _agent_files(short_dir, "starting", 5)  # an agent being started right now: no socket yet
+    _agent_files(short_dir, "live", hour)  # an agent that is up, idle for an hour
+    live = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    live.bind(str(short_dir / "live.sock"))
+    live.listen(1)
+    os.utime(short_dir / "live.sock", (time.time() - hour, time.time() - hour))  # kept for its answer, not its age
+    _agent_files(short_dir, "mine", hour)
+    with live:
+        removed = _client._sweep_ended(short_dir, keep="mine")
+    assert removed == ["ended", "ended2"]
+    kept = {f"{stem}{suffix}" for stem in ("starting", "live", "mine") for suffix in (".lock", ".log", ".pid")}
+    assert {p.name for p in short_dir.iterdir()} == kept | {"live.sock"}

@@ -89,6 +89,7 @@ def _start(path: Path, api_url: str) -> socket.socket:
         while time.monotonic() < deadline:
             sock = _connect(path)
             if sock:
+                _sweep_ended(path.parent, keep=path.stem)
                 return sock
             if proc.poll() is not None:
                 break
@@ -96,6 +97,36 @@ def _start(path: Path, api_url: str) -> socket.socket:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         raise AgentUnavailable(f"the docker-image-pusher agent did not start; see {log_path}")
+
+
+_AGENT_FILES = (".sock", ".log", ".pid", ".lock")
+
+
+def _sweep_ended(folder: Path, *, keep: str) -> list[str]:
+    """Remove the files of agents that have ended and will not come back: each local server start picks a new
+    port, and each change of the code a new fingerprint, so without this the folder gains four files per
+    reboot or upgrade. An agent counts as ended when its socket answers no connection and none of its files
+    changed for longer than an agent takes to start (one may be starting right now). Returns the fingerprints
+    removed."""
+    removed = []
+    stems = {p.stem for suffix in _AGENT_FILES for p in folder.glob(f"*{suffix}")} - {keep}
+    for stem in sorted(stems):
+        files = [folder / f"{stem}{suffix}" for suffix in _AGENT_FILES]
+        try:
+            newest = max(f.stat().st_mtime for f in files if f.exists())
+        except ValueError:  # gone meanwhile
+            continue
+        if time.time() - newest < _START_TIMEOUT:
+            continue
+        sock = _connect(folder / f"{stem}.sock")
+        if sock is not None:
+            sock.close()
+            continue
+        for f in files:
+            with contextlib.suppress(FileNotFoundError):
+                f.unlink()
+        removed.append(stem)
+    return removed
 
 
 def run_in_agent(
