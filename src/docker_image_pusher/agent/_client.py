@@ -112,11 +112,7 @@ def _sweep_ended(folder: Path, *, keep: str) -> list[str]:
     stems = {p.stem for suffix in _AGENT_FILES for p in folder.glob(f"*{suffix}")} - {keep}
     for stem in sorted(stems):
         files = [folder / f"{stem}{suffix}" for suffix in _AGENT_FILES]
-        try:
-            newest = max(f.stat().st_mtime for f in files if f.exists())
-        except ValueError:  # gone meanwhile
-            continue
-        if time.time() - newest < _START_TIMEOUT:
+        if time.time() - max(map(_mtime, files)) < _START_TIMEOUT:
             continue
         sock = _connect(folder / f"{stem}.sock")
         if sock is not None:
@@ -127,6 +123,14 @@ def _sweep_ended(folder: Path, *, keep: str) -> list[str]:
                 f.unlink()
         removed.append(stem)
     return removed
+
+
+def _mtime(path: Path) -> float:
+    """0 for a file that is not there (or went away meanwhile)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def run_in_agent(
