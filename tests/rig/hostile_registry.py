@@ -14,10 +14,10 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Self
 
 from rig.images import BuiltImage
+from rig.net import LoopbackServer
 
 __all__ = ["Answer", "HostileRegistry", "SeenRequest", "json_answer"]
 
@@ -123,7 +123,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._serve(True)
 
 
-class HostileRegistry:
+class HostileRegistry(LoopbackServer):
     """``with HostileRegistry() as fake: fake.route("/v2/app/manifests/v1", Answer(...))``."""
 
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -134,15 +134,6 @@ class HostileRegistry:
         self._thread = threading.Thread(target=self._server.serve_forever, name=f"hostile-{host}", daemon=True)
         self.address = host
         self.port: int = self._server.server_address[1]
-
-    @property
-    def host(self) -> str:
-        """host:port, as a reference names it."""
-        return f"{self.address}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     @property
     def requests(self) -> list[SeenRequest]:
@@ -188,14 +179,6 @@ class HostileRegistry:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"HostileRegistry({self.url})"

@@ -12,7 +12,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
 
-__all__ = ["LOOPBACK", "HasHost", "LoopbackFront", "free_port", "http_status", "split_upstream", "wait_for_status"]
+__all__ = [
+    "LOOPBACK",
+    "HasHost",
+    "LoopbackFront",
+    "LoopbackServer",
+    "free_port",
+    "http_status",
+    "split_upstream",
+    "wait_for_status",
+]
 
 LOOPBACK = "127.0.0.1"
 
@@ -29,13 +38,12 @@ def split_upstream(upstream: str | HasHost) -> tuple[str, int]:
     return host.strip("[]") or LOOPBACK, int(port_text)
 
 
-class LoopbackFront:
-    """A server the suite runs on 127.0.0.1:``port`` in front of another (the proxies): its addresses, and its
-    life as a context manager (``start()`` on entry, ``stop()`` on exit)."""
+class LoopbackServer:
+    """A server the suite runs on a loopback ``address`` (127.0.0.1 unless it says otherwise) and ``port``: its
+    addresses, and its life as a context manager (``start()`` on entry, ``stop()`` on exit)."""
 
     port: int
-    upstream_host: str
-    upstream_port: int
+    address: str = LOOPBACK
 
     def start(self) -> Self:
         raise NotImplementedError
@@ -51,21 +59,28 @@ class LoopbackFront:
     ) -> None:
         self.stop()
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.host} -> {self.upstream_host}:{self.upstream_port})"
-
     @property
     def host(self) -> str:
-        """ "127.0.0.1:PORT", for image references."""
-        return f"{LOOPBACK}:{self.port}"
+        """ "ADDRESS:PORT", for image references."""
+        return f"{self.address}:{self.port}"
 
     @property
     def url(self) -> str:
-        """ "http://127.0.0.1:PORT" (a TLS upstream still needs https://, with its own CA)."""
+        """ "http://ADDRESS:PORT" (a TLS upstream still needs https://, with its own CA)."""
         return f"http://{self.host}"
 
     def ref(self, repo_and_tag: str) -> str:
         return f"{self.host}/{repo_and_tag}"
+
+
+class LoopbackFront(LoopbackServer):
+    """A loopback server in front of another (the proxies)."""
+
+    upstream_host: str
+    upstream_port: int
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.host} -> {self.upstream_host}:{self.upstream_port})"
 
 
 def free_port() -> int:
