@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from rig.net import LoopbackServer
+
 __all__ = ["Recorded", "RecordingRelay"]
 
 _BLOB = re.compile(r"^/v2/.+/blobs/sha256:[0-9a-f]{64}$")
@@ -31,7 +33,7 @@ class Recorded:
         return self.headers.get("authorization")
 
 
-class RecordingRelay:
+class RecordingRelay(LoopbackServer):
     """HTTP on ``bind``:port relaying to ``upstream`` ("HOST:PORT", or None: answer 401 to everything).
 
     redirect_blobs_to: base URL; GET /v2/<name>/blobs/<digest> is answered 307 to that base + the same path.
@@ -48,7 +50,7 @@ class RecordingRelay:
         uploads_to: str | None = None,
         authorization: str | None = None,
     ) -> None:
-        self.bind = bind
+        self.address = bind
         self.upstream = upstream
         self.redirect_blobs_to = redirect_blobs_to
         self.uploads_to = uploads_to
@@ -59,14 +61,6 @@ class RecordingRelay:
         self._httpd.daemon_threads = True
         self.port: int = self._httpd.server_address[1]
         self._thread: threading.Thread | None = None
-
-    @property
-    def host(self) -> str:
-        return f"{self.bind}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
 
     @property
     def requests(self) -> list[Recorded]:
@@ -87,12 +81,6 @@ class RecordingRelay:
         self._httpd.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
